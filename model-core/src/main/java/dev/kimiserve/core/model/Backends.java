@@ -1,0 +1,42 @@
+package dev.kimiserve.core.model;
+
+import dev.kimiserve.core.cpu.CpuEngine;
+import dev.kimiserve.core.reference.ReferenceEngine;
+import dev.kimiserve.core.weights.ModelWeights;
+import java.lang.System.Logger.Level;
+import java.util.List;
+
+/**
+ * Chooses the compute backend: {@code auto} tries cuda, then cpu; {@code reference} is for tests and debugging. The
+ * choice is logged once with the reasons the others were refused. The system property {@code kimi.backend} or the
+ * environment variable {@code KIMI_BACKEND} overrides {@code auto}.
+ */
+public final class Backends {
+    public static final List<String> NAMES = List.of("auto", "cpu", "reference", "cuda");
+    private static final System.Logger LOG = System.getLogger(Backends.class.getName());
+
+    private Backends() {
+    }
+
+    public static Engine create(String requested, ModelWeights weights) {
+        String name = requested == null || requested.isBlank() ? "auto" : requested.trim().toLowerCase(java.util.Locale.ROOT);
+        if (name.equals("auto")) {
+            String forced = System.getProperty("kimi.backend", System.getenv("KIMI_BACKEND"));
+            if (forced != null && !forced.isBlank() && !forced.equalsIgnoreCase("auto")) {
+                name = forced.trim().toLowerCase(java.util.Locale.ROOT);
+            }
+        }
+        Engine engine = switch (name) {
+            case "auto" -> {
+                LOG.log(Level.INFO, "backend: cpu (cuda: no CUDA backend in this build)");
+                yield new CpuEngine(weights);
+            }
+            case "cpu" -> new CpuEngine(weights);
+            case "reference" -> new ReferenceEngine(weights);
+            case "cuda" -> throw new IllegalArgumentException("backend 'cuda' is not available in this build");
+            default -> throw new IllegalArgumentException("unknown backend '" + requested + "' (choose one of " + NAMES + ")");
+        };
+        LOG.log(Level.DEBUG, "backend selected: " + engine.backend());
+        return engine;
+    }
+}

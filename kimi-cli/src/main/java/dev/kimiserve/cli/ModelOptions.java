@@ -19,6 +19,13 @@ final class ModelOptions {
             description = "Routing weights from sigmoid + correction bias, as the released remote code computes them.")
     boolean routerBiasedWeights;
 
+    @Option(names = "--threads", paramLabel = "T", description = "Compute threads of the cpu backend (default: all cores).")
+    Integer threads;
+
+    int threads() {
+        return threads != null ? threads : Runtime.getRuntime().availableProcessors();
+    }
+
     LoadedModel open() {
         return LoadedModel.open(model, new LoadedModel.Options(routerBiasedWeights));
     }

@@ -43,6 +43,11 @@ public interface Engine extends AutoCloseable {
         return logits;
     }
 
+    /** Counters for benchmarks and metrics (expert loads, tokens); engines that keep none return fresh zeros. */
+    default EngineCounters counters() {
+        return new EngineCounters();
+    }
+
     /** Which prefill logits to compute. */
     enum Logits {
         /** Every position: [T, vocab]. */

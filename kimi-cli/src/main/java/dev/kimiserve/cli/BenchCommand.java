@@ -1,0 +1,144 @@
+package dev.kimiserve.cli;
+
+import dev.kimiserve.core.cpu.MemoryBandwidth;
+import dev.kimiserve.core.model.Engine;
+import dev.kimiserve.core.model.EngineCounters;
+import dev.kimiserve.core.model.LoadedModel;
+import dev.kimiserve.core.model.WeightTraffic;
+import dev.kimiserve.core.state.SequenceState;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code kimi bench}: whole-model prefill and decode throughput. Prints one JSON line per measurement (the median of
+ * {@code --repeat} runs): mode, batch, prompt_tokens, tokens_per_s, bytes_per_token (weight bytes a step reads per
+ * token: always-active weights plus the routed experts actually selected), threads, backend.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure prefill and decode throughput.")
+final class BenchCommand implements Callable<Integer> {
+    @Mixin
+    ModelOptions modelOptions;
+
+    @Option(names = "--batch", defaultValue = "1", paramLabel = "N", description = "Sequences decoded together (default: ${DEFAULT-VALUE}).")
+    int batch;
+
+    @Option(names = "--prompt-tokens", defaultValue = "128", paramLabel = "P", description = "Prompt length (default: ${DEFAULT-VALUE}).")
+    int promptTokens;
+
+    @Option(names = "--decode-tokens", defaultValue = "32", paramLabel = "D", description = "Decode steps timed (default: ${DEFAULT-VALUE}).")
+    int decodeTokens;
+
+    @Option(names = "--repeat", defaultValue = "3", paramLabel = "R", description = "Runs per measurement; the median is printed (default: ${DEFAULT-VALUE}).")
+    int repeat;
+
+    @Option(names = "--mode", defaultValue = "both", paramLabel = "MODE", description = "prefill, decode or both (default: ${DEFAULT-VALUE}).")
+    String mode;
+
+    @Option(names = "--read-bandwidth", description = "Also measure the machine's read bandwidth (STREAM-like, same JVM) and report the roofline fraction.")
+    boolean readBandwidth;
+
+    @Override
+    public Integer call() {
+        if (batch <= 0 || promptTokens <= 0 || decodeTokens <= 0 || repeat <= 0) {
+            throw new IllegalArgumentException("--batch, --prompt-tokens, --decode-tokens and --repeat must be > 0");
+        }
+        try (LoadedModel loaded = modelOptions.open(); Engine engine = modelOptions.engine(loaded)) {
+            int vocab = loaded.config().vocabSize();
+            int threads = modelOptions.threads();
+            WeightTraffic traffic = new WeightTraffic(loaded.weights());
+            SplittableRandom rnd = new SplittableRandom(1);
+            int[][] prompts = new int[batch][promptTokens];
+            for (int[] p : prompts) {
+                for (int i = 0; i < p.length; i++) {
+                    p[i] = rnd.nextInt(vocab);
+                }
+            }
+            // warm-up: JIT compiles the hot paths
+            SequenceState warm = engine.newState();
+            engine.prefill(Arrays.copyOf(prompts[0], Math.min(promptTokens, 80)), warm, Engine.Logits.LAST);
+            for (int i = 0; i < 3; i++) {
+                engine.decode(1, warm);
+            }
+            double bandwidth = readBandwidth ? MemoryBandwidth.measureReadBytesPerSecond(1L << 30, threads, 5) : 0;
+            if (readBandwidth) {
+                System.out.printf(Locale.ROOT, "{\"mode\":\"read_bandwidth\",\"bytes_per_s\":%.4g,\"threads\":%d}%n", bandwidth, threads);
+            }
+            SequenceState[] states = new SequenceState[batch];
+            if (!mode.equals("decode")) {
+                double[] rates = new double[repeat];
+                long bytes = 0;
+                for (int r = 0; r < repeat; r++) {
+                    EngineCounters c = engine.counters();
+                    long loads0 = c.distinctExpertLoads.sum();
+                    long t0 = System.nanoTime();
+                    for (int b = 0; b < batch; b++) {
+                        states[b] = engine.newState();
+                        engine.prefill(prompts[b], states[b], Engine.Logits.LAST);
+                    }
+                    long dt = System.nanoTime() - t0;
+                    rates[r] = (double) batch * promptTokens / (dt / 1e9);
+                    bytes = traffic.stepBytes(promptTokens, (c.distinctExpertLoads.sum() - loads0) / batch) / promptTokens;
+                }
+                print("prefill", median(rates), bytes, threads, engine.backend(), 0);
+            }
+            if (!mode.equals("prefill")) {
+                if (states[0] == null) {
+                    for (int b = 0; b < batch; b++) {
+                        states[b] = engine.newState();
+                        engine.prefill(prompts[b], states[b], Engine.Logits.LAST);
+                    }
+                }
+                int[] tokens = new int[batch];
+                float[] logits = new float[batch * vocab];
+                double[] rates = new double[repeat];
+                long bytes = 0;
+                for (int r = 0; r < repeat; r++) {
+                    SequenceState[] run = new SequenceState[batch];
+                    for (int b = 0; b < batch; b++) {
+                        run[b] = states[b].copy();
+                    }
+                    EngineCounters c = engine.counters();
+                    long loads0 = c.distinctExpertLoads.sum();
+                    long t0 = System.nanoTime();
+                    for (int step = 0; step < decodeTokens; step++) {
+                        for (int b = 0; b < batch; b++) {
+                            tokens[b] = rnd.nextInt(vocab);
+                        }
+                        engine.decode(tokens, run, logits);
+                    }
+                    long dt = System.nanoTime() - t0;
+                    rates[r] = (double) batch * decodeTokens / (dt / 1e9);
+                    long loads = c.distinctExpertLoads.sum() - loads0;
+                    bytes = (traffic.stepBytes(batch, 0) * decodeTokens + loads * traffic.expertBytes()) / ((long) batch * decodeTokens);
+                }
+                print("decode", median(rates), bytes, threads, engine.backend(), bandwidth);
+            }
+        }
+        return 0;
+    }
+
+    private void print(String m, double tokensPerS, long bytesPerToken, int threads, String backend, double bandwidth) {
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format(Locale.ROOT, "{\"mode\":\"%s\",\"batch\":%d,\"prompt_tokens\":%d,\"tokens_per_s\":%.2f,\"bytes_per_token\":%d,"
+                + "\"threads\":%d,\"backend\":\"%s\"", m, batch, promptTokens, tokensPerS, bytesPerToken, threads, backend));
+        if (m.equals("decode")) {
+            sb.append(String.format(Locale.ROOT, ",\"decode_tokens\":%d,\"weight_bytes_per_s\":%.4g", decodeTokens, tokensPerS * bytesPerToken));
+            if (bandwidth > 0) {
+                sb.append(String.format(Locale.ROOT, ",\"read_bandwidth_bytes_per_s\":%.4g,\"bandwidth_fraction\":%.3f", bandwidth,
+                        tokensPerS * bytesPerToken / bandwidth));
+            }
+        }
+        System.out.println(sb.append('}'));
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+}

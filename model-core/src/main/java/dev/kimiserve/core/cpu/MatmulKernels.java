@@ -1,0 +1,173 @@
+package dev.kimiserve.core.cpu;
+
+import static dev.kimiserve.core.cpu.Vec.F;
+import static dev.kimiserve.core.cpu.Vec.I;
+import static dev.kimiserve.core.cpu.Vec.L;
+import static dev.kimiserve.core.cpu.Vec.LE;
+
+import java.lang.foreign.MemorySegment;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * Dot products of weight rows with activation rows, fp32 accumulation. Activations are in paired order
+ * ({@link Vec}); bf16 weights are decoded in registers (shift / mask), fp32 weights read from their paired copy.
+ * Micro-kernels compute 4 weight rows against 1 or 4 activation rows so that each weight load feeds several FMAs
+ * (decode is bandwidth-bound, prefill compute-bound).
+ */
+final class MatmulKernels {
+    private MatmulKernels() {
+    }
+
+    /** out[0..4) = dot of weight rows r0..r3 (of possibly different matrices) with x[xo .. xo+cols). */
+    static void dot4x1(WeightMatrix w0, int r0, WeightMatrix w1, int r1, WeightMatrix w2, int r2, WeightMatrix w3, int r3,
+                       float[] x, int xo, float[] out) {
+        int cols = w0.cols;
+        int full = Vec.blocked(cols);
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        FloatVector a2 = FloatVector.zero(F);
+        FloatVector a3 = FloatVector.zero(F);
+        if (w0.bf16 != null && w1.bf16 != null && w2.bf16 != null && w3.bf16 != null) {
+            MemorySegment s0 = w0.bf16, s1 = w1.bf16, s2 = w2.bf16, s3 = w3.bf16;
+            long b0 = 2L * r0 * cols, b1 = 2L * r1 * cols, b2 = 2L * r2 * cols, b3 = 2L * r3 * cols;
+            for (int k = 0; k < full; k += Vec.BLOCK) {
+                FloatVector xe = FloatVector.fromArray(F, x, xo + k);
+                FloatVector xd = FloatVector.fromArray(F, x, xo + k + L);
+                IntVector v0 = IntVector.fromMemorySegment(I, s0, b0 + 2L * k, LE);
+                IntVector v1 = IntVector.fromMemorySegment(I, s1, b1 + 2L * k, LE);
+                IntVector v2 = IntVector.fromMemorySegment(I, s2, b2 + 2L * k, LE);
+                IntVector v3 = IntVector.fromMemorySegment(I, s3, b3 + 2L * k, LE);
+                a0 = Vec.odd(v0).fma(xd, Vec.even(v0).fma(xe, a0));
+                a1 = Vec.odd(v1).fma(xd, Vec.even(v1).fma(xe, a1));
+                a2 = Vec.odd(v2).fma(xd, Vec.even(v2).fma(xe, a2));
+                a3 = Vec.odd(v3).fma(xd, Vec.even(v3).fma(xe, a3));
+            }
+        } else {
+            for (int k = 0; k < full; k += Vec.BLOCK) {
+                FloatVector xe = FloatVector.fromArray(F, x, xo + k);
+                FloatVector xd = FloatVector.fromArray(F, x, xo + k + L);
+                a0 = fmaRow(w0, r0, k, xe, xd, a0);
+                a1 = fmaRow(w1, r1, k, xe, xd, a1);
+                a2 = fmaRow(w2, r2, k, xe, xd, a2);
+                a3 = fmaRow(w3, r3, k, xe, xd, a3);
+            }
+        }
+        out[0] = a0.reduceLanes(VectorOperators.ADD) + tail(w0, r0, x, xo, full);
+        out[1] = a1.reduceLanes(VectorOperators.ADD) + tail(w1, r1, x, xo, full);
+        out[2] = a2.reduceLanes(VectorOperators.ADD) + tail(w2, r2, x, xo, full);
+        out[3] = a3.reduceLanes(VectorOperators.ADD) + tail(w3, r3, x, xo, full);
+    }
+
+    /**
+     * out[4*i + j] = dot of weight row r_i with activation row j (x rows at xo + j*xStride), for 4 weight rows and
+     * 4 activation rows.
+     */
+    static void dot4x4(WeightMatrix w0, int r0, WeightMatrix w1, int r1, WeightMatrix w2, int r2, WeightMatrix w3, int r3,
+                       float[] x, int xo, int xStride, float[] out) {
+        int cols = w0.cols;
+        int full = Vec.blocked(cols);
+        if (w0.bf16 == null || w1.bf16 == null || w2.bf16 == null || w3.bf16 == null) {
+            float[] tmp = SCRATCH4.get();
+            for (int j = 0; j < 4; j++) {
+                dot4x1(w0, r0, w1, r1, w2, r2, w3, r3, x, xo + j * xStride, tmp);
+                for (int i = 0; i < 4; i++) {
+                    out[4 * i + j] = tmp[i];
+                }
+            }
+            return;
+        }
+        MemorySegment s0 = w0.bf16, s1 = w1.bf16, s2 = w2.bf16, s3 = w3.bf16;
+        long b0 = 2L * r0 * cols, b1 = 2L * r1 * cols, b2 = 2L * r2 * cols, b3 = 2L * r3 * cols;
+        int x0 = xo, x1 = xo + xStride, x2 = xo + 2 * xStride, x3 = xo + 3 * xStride;
+        FloatVector c00 = FloatVector.zero(F), c01 = c00, c02 = c00, c03 = c00;
+        FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+        FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+        FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+        for (int k = 0; k < full; k += Vec.BLOCK) {
+            IntVector v0 = IntVector.fromMemorySegment(I, s0, b0 + 2L * k, LE);
+            IntVector v1 = IntVector.fromMemorySegment(I, s1, b1 + 2L * k, LE);
+            IntVector v2 = IntVector.fromMemorySegment(I, s2, b2 + 2L * k, LE);
+            IntVector v3 = IntVector.fromMemorySegment(I, s3, b3 + 2L * k, LE);
+            FloatVector e0 = Vec.even(v0), o0 = Vec.odd(v0);
+            FloatVector e1 = Vec.even(v1), o1 = Vec.odd(v1);
+            FloatVector e2 = Vec.even(v2), o2 = Vec.odd(v2);
+            FloatVector e3 = Vec.even(v3), o3 = Vec.odd(v3);
+            FloatVector xe = FloatVector.fromArray(F, x, x0 + k), xd = FloatVector.fromArray(F, x, x0 + k + L);
+            c00 = o0.fma(xd, e0.fma(xe, c00));
+            c10 = o1.fma(xd, e1.fma(xe, c10));
+            c20 = o2.fma(xd, e2.fma(xe, c20));
+            c30 = o3.fma(xd, e3.fma(xe, c30));
+            xe = FloatVector.fromArray(F, x, x1 + k);
+            xd = FloatVector.fromArray(F, x, x1 + k + L);
+            c01 = o0.fma(xd, e0.fma(xe, c01));
+            c11 = o1.fma(xd, e1.fma(xe, c11));
+            c21 = o2.fma(xd, e2.fma(xe, c21));
+            c31 = o3.fma(xd, e3.fma(xe, c31));
+            xe = FloatVector.fromArray(F, x, x2 + k);
+            xd = FloatVector.fromArray(F, x, x2 + k + L);
+            c02 = o0.fma(xd, e0.fma(xe, c02));
+            c12 = o1.fma(xd, e1.fma(xe, c12));
+            c22 = o2.fma(xd, e2.fma(xe, c22));
+            c32 = o3.fma(xd, e3.fma(xe, c32));
+            xe = FloatVector.fromArray(F, x, x3 + k);
+            xd = FloatVector.fromArray(F, x, x3 + k + L);
+            c03 = o0.fma(xd, e0.fma(xe, c03));
+            c13 = o1.fma(xd, e1.fma(xe, c13));
+            c23 = o2.fma(xd, e2.fma(xe, c23));
+            c33 = o3.fma(xd, e3.fma(xe, c33));
+        }
+        out[0] = c00.reduceLanes(VectorOperators.ADD) + tail(w0, r0, x, x0, full);
+        out[1] = c01.reduceLanes(VectorOperators.ADD) + tail(w0, r0, x, x1, full);
+        out[2] = c02.reduceLanes(VectorOperators.ADD) + tail(w0, r0, x, x2, full);
+        out[3] = c03.reduceLanes(VectorOperators.ADD) + tail(w0, r0, x, x3, full);
+        out[4] = c10.reduceLanes(VectorOperators.ADD) + tail(w1, r1, x, x0, full);
+        out[5] = c11.reduceLanes(VectorOperators.ADD) + tail(w1, r1, x, x1, full);
+        out[6] = c12.reduceLanes(VectorOperators.ADD) + tail(w1, r1, x, x2, full);
+        out[7] = c13.reduceLanes(VectorOperators.ADD) + tail(w1, r1, x, x3, full);
+        out[8] = c20.reduceLanes(VectorOperators.ADD) + tail(w2, r2, x, x0, full);
+        out[9] = c21.reduceLanes(VectorOperators.ADD) + tail(w2, r2, x, x1, full);
+        out[10] = c22.reduceLanes(VectorOperators.ADD) + tail(w2, r2, x, x2, full);
+        out[11] = c23.reduceLanes(VectorOperators.ADD) + tail(w2, r2, x, x3, full);
+        out[12] = c30.reduceLanes(VectorOperators.ADD) + tail(w3, r3, x, x0, full);
+        out[13] = c31.reduceLanes(VectorOperators.ADD) + tail(w3, r3, x, x1, full);
+        out[14] = c32.reduceLanes(VectorOperators.ADD) + tail(w3, r3, x, x2, full);
+        out[15] = c33.reduceLanes(VectorOperators.ADD) + tail(w3, r3, x, x3, full);
+    }
+
+    private static final ThreadLocal<float[]> SCRATCH4 = ThreadLocal.withInitial(() -> new float[4]);
+
+    /** One dot product of weight row r with x[xo ..]. */
+    static float dot1(WeightMatrix w, int r, float[] x, int xo) {
+        int cols = w.cols;
+        int full = Vec.blocked(cols);
+        FloatVector a = FloatVector.zero(F);
+        if (w.bf16 != null) {
+            long b = 2L * r * cols;
+            for (int k = 0; k < full; k += Vec.BLOCK) {
+                IntVector v = IntVector.fromMemorySegment(I, w.bf16, b + 2L * k, LE);
+                a = Vec.odd(v).fma(FloatVector.fromArray(F, x, xo + k + L), Vec.even(v).fma(FloatVector.fromArray(F, x, xo + k), a));
+            }
+        } else {
+            for (int k = 0; k < full; k += Vec.BLOCK) {
+                a = fmaRow(w, r, k, FloatVector.fromArray(F, x, xo + k), FloatVector.fromArray(F, x, xo + k + L), a);
+            }
+        }
+        return a.reduceLanes(VectorOperators.ADD) + tail(w, r, x, xo, full);
+    }
+
+    private static FloatVector fmaRow(WeightMatrix w, int r, int k, FloatVector xe, FloatVector xd, FloatVector acc) {
+        int base = r * w.cols + k;
+        return FloatVector.fromArray(F, w.f32, base + L).fma(xd, FloatVector.fromArray(F, w.f32, base).fma(xe, acc));
+    }
+
+    /** The part of a dot product past the last full block (natural order on both sides). */
+    private static float tail(WeightMatrix w, int r, float[] x, int xo, int full) {
+        float s = 0f;
+        for (int c = full; c < w.cols; c++) {
+            s += w.get(r, c) * x[xo + c];
+        }
+        return s;
+    }
+}

@@ -23,7 +23,7 @@ final class ModelOptions {
     Integer threads;
 
     int threads() {
-        return threads != null ? threads : Runtime.getRuntime().availableProcessors();
+        return threads != null ? threads : Backends.defaultThreads();
     }
 
     LoadedModel open() {
@@ -31,6 +31,6 @@ final class ModelOptions {
     }
 
     Engine engine(LoadedModel loaded) {
-        return Backends.create(backend, loaded.weights());
+        return Backends.create(backend, loaded.weights(), threads());
     }
 }

@@ -1,94 +1,210 @@
 package dev.kimiserve.core.cpu;
 
+import static dev.kimiserve.core.cpu.Vec.F;
+import static dev.kimiserve.core.cpu.Vec.L;
+
 import dev.kimiserve.core.config.KdaConfig;
 import dev.kimiserve.core.state.KdaState;
 import dev.kimiserve.core.weights.KdaWeights;
 import java.util.List;
+import jdk.incubator.vector.FloatVector;
 
-/** The KDA token mixer over a ragged batch (spec section 3.1), fp32. */
+/** The KDA token mixer over a ragged batch (spec section 3.1), vectorised and parallel; buffers shared by all KDA layers. */
 final class KdaMixer {
+    /** Scratch shared by the KDA layers of one engine. */
+    static final class Scratch {
+        float[] qPre, kPre, vPre, q, k, v, fLow, gLow, lowPaired, g, beta, o, outGate, oPaired;
+        final MatmulJob[] jobs = {new MatmulJob(), new MatmulJob(), new MatmulJob(), new MatmulJob(), new MatmulJob(), new MatmulJob()};
+
+        void ensure(int rows, KdaConfig c) {
+            int ch = rows * c.projectionSize();
+            qPre = Buffers.atLeast(qPre, ch);
+            kPre = Buffers.atLeast(kPre, ch);
+            vPre = Buffers.atLeast(vPre, ch);
+            q = Buffers.atLeast(q, ch);
+            k = Buffers.atLeast(k, ch);
+            v = Buffers.atLeast(v, ch);
+            fLow = Buffers.atLeast(fLow, rows * c.headDim());
+            gLow = Buffers.atLeast(gLow, rows * c.headDim());
+            lowPaired = Buffers.atLeast(lowPaired, 2 * rows * c.headDim());
+            g = Buffers.atLeast(g, ch);
+            beta = Buffers.atLeast(beta, rows * c.numHeads());
+            o = Buffers.atLeast(o, ch);
+            outGate = Buffers.atLeast(outGate, ch);
+            oPaired = Buffers.atLeast(oPaired, ch);
+        }
+    }
+
     private final KdaConfig cfg;
-    private final KdaWeights w;
     private final int layer;
     private final float normEps;
+    private final WeightMatrix qProj, kProj, vProj, fA, fB, bProj, gA, gB, oProj;
+    /** Conv taps transposed to [tap][channel] so the convolution vectorises over channels. */
+    private final float[] qTaps, kTaps, vTaps;
+    private final float[] aLog, dtBias, oNorm;
 
     KdaMixer(KdaConfig cfg, KdaWeights w, int layer, float normEps) {
         this.cfg = cfg;
-        this.w = w;
         this.layer = layer;
         this.normEps = normEps;
+        qProj = WeightMatrix.of(w.qProj());
+        kProj = WeightMatrix.of(w.kProj());
+        vProj = WeightMatrix.of(w.vProj());
+        fA = WeightMatrix.of(w.fA());
+        fB = WeightMatrix.of(w.fB());
+        bProj = WeightMatrix.of(w.bProj());
+        gA = WeightMatrix.of(w.gA());
+        gB = WeightMatrix.of(w.gB());
+        oProj = WeightMatrix.of(w.oProj());
+        qTaps = transpose(w.qConv(), cfg.projectionSize(), cfg.convKernel());
+        kTaps = transpose(w.kConv(), cfg.projectionSize(), cfg.convKernel());
+        vTaps = transpose(w.vConv(), cfg.projectionSize(), cfg.convKernel());
+        aLog = w.aLog();
+        dtBias = w.dtBias();
+        oNorm = w.oNorm();
     }
 
-    /** x [rows, D] (normed block input) -> out [rows, D]. */
-    void forward(float[] x, int rows, List<Segment> segments, float[] out) {
+    private static float[] transpose(float[] taps, int channels, int kernel) {
+        float[] t = new float[taps.length];
+        for (int c = 0; c < channels; c++) {
+            for (int j = 0; j < kernel; j++) {
+                t[j * channels + c] = taps[c * kernel + j];
+            }
+        }
+        return t;
+    }
+
+    /** x [rows, D] paired (normed block input) -> out [rows, D] natural. */
+    void forward(CpuPool pool, Matmuls mm, Scratch s, float[] x, int rows, List<Segment> segments, float[] out) {
         int heads = cfg.numHeads();
         int hd = cfg.headDim();
         int c = cfg.projectionSize();
-        float[] qPre = new float[rows * c];
-        float[] kPre = new float[rows * c];
-        float[] vPre = new float[rows * c];
-        Matmul.matmul(x, rows, w.qProj(), qPre);                       // q_proj(x)
-        Matmul.matmul(x, rows, w.kProj(), kPre);                       // k_proj(x)
-        Matmul.matmul(x, rows, w.vProj(), vPre);                       // v_proj(x)
-        float[] q = new float[rows * c];
-        float[] k = new float[rows * c];
-        float[] v = new float[rows * c];
-        for (Segment seg : segments) {                                 // causal_conv1d + silu, continuing the windows
+        MatmulJob[] j = s.jobs;
+        j[0].set(qProj, x, rows, s.qPre);                              // q_proj(x)
+        j[1].set(kProj, x, rows, s.kPre);                              // k_proj(x)
+        j[2].set(vProj, x, rows, s.vPre);                              // v_proj(x)
+        j[3].set(fA, x, rows, s.fLow);                                 // f_a_proj(x)
+        j[4].set(gA, x, rows, s.gLow);                                 // g_a_proj(x)
+        j[5].set(bProj, x, rows, s.beta);                              // b_proj(x)
+        mm.run(j, 6);
+        int convBlocks = (c + 255) / 256;
+        pool.forRange(segments.size() * 3 * convBlocks, 1, (from, to) -> {    // causal conv + silu, continuing the windows
+            for (int item = from; item < to; item++) {
+                Segment seg = segments.get(item / (3 * convBlocks));
+                int stream = item / convBlocks % 3;
+                int c0 = item % convBlocks * 256;
+                KdaState st = seg.state().kda(layer);
+                switch (stream) {
+                    case 0 -> conv(s.qPre, s.q, qTaps, st.convQ, seg, c0, Math.min(c, c0 + 256));
+                    case 1 -> conv(s.kPre, s.k, kTaps, st.convK, seg, c0, Math.min(c, c0 + 256));
+                    default -> conv(s.vPre, s.v, vTaps, st.convV, seg, c0, Math.min(c, c0 + 256));
+                }
+            }
+        });
+        for (Segment seg : segments) {                                 // the windows now hold the last inputs
             KdaState st = seg.state().kda(layer);
-            ShortConv.forward(qPre, seg.start(), seg.count(), c, w.qConv(), st.convQ, st.convWidth(), q);
-            ShortConv.forward(kPre, seg.start(), seg.count(), c, w.kConv(), st.convK, st.convWidth(), k);
-            ShortConv.forward(vPre, seg.start(), seg.count(), c, w.vConv(), st.convV, st.convWidth(), v);
+            shiftWindow(s.qPre, st.convQ, seg, st.convWidth());
+            shiftWindow(s.kPre, st.convK, seg, st.convWidth());
+            shiftWindow(s.vPre, st.convV, seg, st.convWidth());
         }
         float qScale = (float) (1.0 / Math.sqrt(hd));
-        for (int r = 0; r < rows; r++) {                               // l2norm(q) / sqrt(K), l2norm(k)
+        for (int r = 0; r < rows; r++) {                               // l2norm(q) / sqrt(K); l2norm(k); sigmoid(beta)
             for (int h = 0; h < heads; h++) {
-                Functions.l2NormalizeInPlace(q, r * c + h * hd, hd, 1e-6f, qScale);
-                Functions.l2NormalizeInPlace(k, r * c + h * hd, hd, 1e-6f, 1f);
+                Norms.l2Normalize(s.q, r * c + h * hd, hd, 1e-6f, qScale);
+                Norms.l2Normalize(s.k, r * c + h * hd, hd, 1e-6f, 1f);
             }
         }
-        float[] gateLow = new float[rows * hd];
-        float[] g = new float[rows * c];
-        Matmul.matmul(x, rows, w.fA(), gateLow);                       // f_b_proj(f_a_proj(x))
-        Matmul.matmul(gateLow, rows, w.fB(), g);
+        Norms.sigmoidInPlace(s.beta, 0, rows * heads);
+        for (int r = 0; r < rows; r++) {
+            Vec.pairOrder(s.fLow, r * hd, hd, s.lowPaired, r * hd);
+            Vec.pairOrder(s.gLow, r * hd, hd, s.lowPaired, (rows + r) * hd);
+        }
+        j[0].set(fB, s.lowPaired, 0, hd, rows, s.g, 0, c);            // f_b_proj(f_a_proj(x))
+        j[1].set(gB, s.lowPaired, rows * hd, hd, rows, s.outGate, 0, c); // g_b_proj(g_a_proj(x))
+        mm.run(j, 2);
         for (int r = 0; r < rows; r++) {                               // g = -exp(A_log) * softplus(a + dt_bias)
             for (int h = 0; h < heads; h++) {
-                float decayRate = (float) -Math.exp(w.aLog()[h]);
-                for (int i = 0; i < hd; i++) {
-                    int idx = r * c + h * hd + i;
-                    g[idx] = decayRate * Functions.softplus(g[idx] + w.dtBias()[h * hd + i]);
+                Norms.kdaGate(s.g, r * c + h * hd, hd, dtBias, h * hd, (float) -Math.exp(aLog[h]));
+            }
+        }
+        pool.forRange(segments.size() * heads, 1, (from, to) -> {      // the delta rule, per (sequence, head)
+            for (int item = from; item < to; item++) {
+                Segment seg = segments.get(item / heads);
+                int h = item % heads;
+                float[] st = seg.state().kda(layer).recurrent;
+                if (seg.decode()) {
+                    KdaCore.recurrentHead(s.q, s.k, s.v, s.g, s.beta, seg.start(), seg.count(), heads, hd, hd, h, st, h * hd * hd, s.o);
+                } else {
+                    KdaCore.chunkedHead(s.q, s.k, s.v, s.g, s.beta, seg.start(), seg.count(), heads, hd, hd, h, st, h * hd * hd, s.o);
                 }
             }
-        }
-        float[] beta = new float[rows * heads];
-        Matmul.matmul(x, rows, w.bProj(), beta);                       // beta = sigmoid(b_proj(x))
-        for (int i = 0; i < beta.length; i++) {
-            beta[i] = Functions.sigmoid(beta[i]);
-        }
-        float[] o = new float[rows * c];
-        for (Segment seg : segments) {                                 // the delta rule: recurrent for decode, chunked for prefill
-            float[] s = seg.state().kda(layer).recurrent;
-            if (seg.decode()) {
-                KdaCore.recurrent(q, k, v, g, beta, seg.start(), seg.count(), heads, hd, hd, s, o);
-            } else {
-                KdaCore.chunked(q, k, v, g, beta, seg.start(), seg.count(), heads, hd, hd, s, o);
-            }
-        }
-        float[] outGate = new float[rows * c];
-        Matmul.matmul(x, rows, w.gA(), gateLow);                       // g_b_proj(g_a_proj(x))
-        Matmul.matmul(gateLow, rows, w.gB(), outGate);
-        for (int r = 0; r < rows; r++) {                               // o_norm(o, gate): rmsnorm per head * sigmoid(gate)
+        });
+        for (int r = 0; r < rows; r++) {                               // o_norm(o, gate), then paired for o_proj
             for (int h = 0; h < heads; h++) {
-                int base = r * c + h * hd;
-                double ss = 0;
-                for (int i = 0; i < hd; i++) {
-                    ss += o[base + i] * o[base + i];
+                Norms.gatedRmsNorm(s.o, r * c + h * hd, hd, oNorm, normEps, s.outGate, r * c + h * hd);
+            }
+            Vec.pairOrder(s.o, r * c, c, s.oPaired, r * c);
+        }
+        mm.run(j[0].set(oProj, s.oPaired, rows, out));                 // o_proj
+    }
+
+    /** Channels [c0, c1) of one segment: out[t] = silu(sum_j taps[j] * in[t - W + j]), history from the window. */
+    private void conv(float[] in, float[] out, float[] taps, float[] window, Segment seg, int c0, int c1) {
+        int ch = cfg.projectionSize();
+        int w = cfg.convKernel() - 1;
+        for (int t = 0; t < seg.count(); t++) {
+            int row = (seg.start() + t) * ch;
+            int c = c0;
+            for (; c <= c1 - L; c += L) {
+                FloatVector acc = FloatVector.fromArray(F, taps, w * ch + c).mul(FloatVector.fromArray(F, in, row + c));
+                for (int jj = 0; jj < w; jj++) {
+                    int src = t - w + jj;
+                    FloatVector x = src >= 0 ? FloatVector.fromArray(F, in, (seg.start() + src) * ch + c) : windowVector(window, c, w, w + src);
+                    acc = FloatVector.fromArray(F, taps, jj * ch + c).fma(x, acc);
                 }
-                float inv = (float) (1.0 / Math.sqrt(ss / hd + normEps));
-                for (int i = 0; i < hd; i++) {
-                    o[base + i] = w.oNorm()[i] * (o[base + i] * inv) * Functions.sigmoid(outGate[base + i]);
+                FloatVector one = FloatVector.broadcast(F, 1f);
+                acc.div(one.add(acc.neg().lanewise(jdk.incubator.vector.VectorOperators.EXP))).intoArray(out, row + c);
+            }
+            for (; c < c1; c++) {
+                float acc = taps[w * ch + c] * in[row + c];
+                for (int jj = 0; jj < w; jj++) {
+                    int src = t - w + jj;
+                    acc += taps[jj * ch + c] * (src >= 0 ? in[(seg.start() + src) * ch + c] : window[c * w + w + src]);
                 }
+                out[row + c] = Functions.silu(acc);
             }
         }
-        Matmul.matmul(o, rows, w.oProj(), out);                        // o_proj
+    }
+
+    /** Tap {@code tap} of the window for channels c .. c+L ([channel][W] layout, gathered). */
+    private static FloatVector windowVector(float[] window, int c, int w, int tap) {
+        float[] tmp = WINDOW_TMP.get();
+        for (int i = 0; i < L; i++) {
+            tmp[i] = window[(c + i) * w + tap];
+        }
+        return FloatVector.fromArray(F, tmp, 0);
+    }
+
+    private static final ThreadLocal<float[]> WINDOW_TMP = ThreadLocal.withInitial(() -> new float[L]);
+
+    /** window = last W of (window ++ segment inputs), per channel. */
+    private void shiftWindow(float[] in, float[] window, Segment seg, int w) {
+        int ch = cfg.projectionSize();
+        int count = seg.count();
+        if (count >= w) {
+            for (int jj = 0; jj < w; jj++) {
+                int row = (seg.start() + count - w + jj) * ch;
+                for (int c = 0; c < ch; c++) {
+                    window[c * w + jj] = in[row + c];
+                }
+            }
+            return;
+        }
+        for (int c = 0; c < ch; c++) {
+            for (int jj = 0; jj < w; jj++) {
+                int src = count - w + jj;
+                window[c * w + jj] = src < 0 ? window[c * w + w + src] : in[(seg.start() + src) * ch + c];
+            }
+        }
     }
 }

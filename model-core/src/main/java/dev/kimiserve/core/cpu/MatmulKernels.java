@@ -157,8 +157,32 @@ final class MatmulKernels {
         return a.reduceLanes(VectorOperators.ADD) + tail(w, r, x, xo, full);
     }
 
+    /** acc (paired order, length cols) += alpha * W[r]: the building block of W^T x. */
+    static void accumulateRow(WeightMatrix w, int r, float alpha, float[] acc, int ao) {
+        int cols = w.cols;
+        int full = Vec.blocked(cols);
+        FloatVector a = FloatVector.broadcast(F, alpha);
+        if (w.bf16 != null) {
+            long b = 2L * r * cols;
+            for (int k = 0; k < full; k += Vec.BLOCK) {
+                IntVector v = IntVector.fromMemorySegment(I, w.bf16, b + 2L * k, LE);
+                Vec.even(v).fma(a, FloatVector.fromArray(F, acc, ao + k)).intoArray(acc, ao + k);
+                Vec.odd(v).fma(a, FloatVector.fromArray(F, acc, ao + k + L)).intoArray(acc, ao + k + L);
+            }
+        } else {
+            int base = w.f32Off + r * cols;
+            for (int k = 0; k < full; k += Vec.BLOCK) {
+                FloatVector.fromArray(F, w.f32, base + k).fma(a, FloatVector.fromArray(F, acc, ao + k)).intoArray(acc, ao + k);
+                FloatVector.fromArray(F, w.f32, base + k + L).fma(a, FloatVector.fromArray(F, acc, ao + k + L)).intoArray(acc, ao + k + L);
+            }
+        }
+        for (int c = full; c < cols; c++) {
+            acc[ao + c] += alpha * w.get(r, c);
+        }
+    }
+
     private static FloatVector fmaRow(WeightMatrix w, int r, int k, FloatVector xe, FloatVector xd, FloatVector acc) {
-        int base = r * w.cols + k;
+        int base = w.f32Off + r * w.cols + k;
         return FloatVector.fromArray(F, w.f32, base + L).fma(xd, FloatVector.fromArray(F, w.f32, base).fma(xe, acc));
     }
 

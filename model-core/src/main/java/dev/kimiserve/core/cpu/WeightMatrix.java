@@ -15,15 +15,29 @@ public final class WeightMatrix {
     final int cols;
     /** bf16 in place, or null. */
     final MemorySegment bf16;
-    /** fp32 copy in paired order [rows][cols], or null. */
+    /** fp32 copy in paired order [rows][cols] starting at f32Off, or null. */
     final float[] f32;
+    final int f32Off;
 
-    private WeightMatrix(String name, int rows, int cols, MemorySegment bf16, float[] f32) {
+    private WeightMatrix(String name, int rows, int cols, MemorySegment bf16, float[] f32, int f32Off) {
         this.name = name;
         this.rows = rows;
         this.cols = cols;
         this.bf16 = bf16;
         this.f32 = f32;
+        this.f32Off = f32Off;
+    }
+
+    /** Rows [from, to) as a matrix of their own (no copy). */
+    public WeightMatrix rows(int from, int to) {
+        if (from < 0 || to > rows || from >= to) {
+            throw new IndexOutOfBoundsException(name + ": rows [" + from + ", " + to + ") of " + rows);
+        }
+        String n = name + "[" + from + ":" + to + "]";
+        if (bf16 != null) {
+            return new WeightMatrix(n, to - from, cols, bf16.asSlice(2L * from * cols, 2L * (to - from) * cols), null, 0);
+        }
+        return new WeightMatrix(n, to - from, cols, null, f32, f32Off + from * cols);
     }
 
     public static WeightMatrix of(Tensor t) {
@@ -33,7 +47,7 @@ public final class WeightMatrix {
         int rows = Math.toIntExact(t.dim(0));
         int cols = Math.toIntExact(t.dim(1));
         if (t.dtype() == DType.BF16) {
-            return new WeightMatrix(t.name(), rows, cols, t.data(), null);
+            return new WeightMatrix(t.name(), rows, cols, t.data(), null, 0);
         }
         if ((long) rows * cols > Integer.MAX_VALUE - 8) {
             throw new IllegalArgumentException(t.name() + ": " + t.dtype() + " matrix too large to convert; store it as BF16");
@@ -46,7 +60,7 @@ public final class WeightMatrix {
             }
             Vec.pairOrder(row, 0, cols, f, r * cols);
         }
-        return new WeightMatrix(t.name(), rows, cols, null, f);
+        return new WeightMatrix(t.name(), rows, cols, null, f, 0);
     }
 
     public int rows() {
@@ -63,7 +77,7 @@ public final class WeightMatrix {
         if (bf16 != null) {
             return Float.intBitsToFloat((bf16.get(Vec.SHORT_LE, idx * 2) & 0xFFFF) << 16);
         }
-        return f32[r * cols + Vec.pairedIndex(c, cols)];
+        return f32[f32Off + r * cols + Vec.pairedIndex(c, cols)];
     }
 
     public long byteSize() {

@@ -19,6 +19,27 @@ public final class Backends {
     }
 
     public static Engine create(String requested, ModelWeights weights) {
+        return create(requested, weights, defaultThreads());
+    }
+
+    /** Compute threads of the cpu backend: {@code kimi.cpu.threads} / {@code KIMI_CPU_THREADS}, else all cores. */
+    public static int defaultThreads() {
+        String t = System.getProperty("kimi.cpu.threads", System.getenv("KIMI_CPU_THREADS"));
+        if (t != null && !t.isBlank()) {
+            try {
+                int n = Integer.parseInt(t.trim());
+                if (n > 0) {
+                    return n;
+                }
+            } catch (NumberFormatException ignored) {
+                // fall through to the default
+            }
+            throw new IllegalArgumentException("kimi.cpu.threads / KIMI_CPU_THREADS must be a positive integer, got '" + t + "'");
+        }
+        return Runtime.getRuntime().availableProcessors();
+    }
+
+    public static Engine create(String requested, ModelWeights weights, int threads) {
         String name = requested == null || requested.isBlank() ? "auto" : requested.trim().toLowerCase(java.util.Locale.ROOT);
         if (name.equals("auto")) {
             String forced = System.getProperty("kimi.backend", System.getenv("KIMI_BACKEND"));
@@ -28,10 +49,11 @@ public final class Backends {
         }
         Engine engine = switch (name) {
             case "auto" -> {
-                LOG.log(Level.INFO, "backend: cpu (cuda: no CUDA backend in this build)");
-                yield new CpuEngine(weights);
+                LOG.log(Level.INFO, "backend: cpu, " + threads + " threads, " + jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorBitSize()
+                        + "-bit vectors (cuda: no CUDA backend in this build)");
+                yield new CpuEngine(weights, threads, CpuEngine.DEFAULT_PREFILL_CHUNK);
             }
-            case "cpu" -> new CpuEngine(weights);
+            case "cpu" -> new CpuEngine(weights, threads, CpuEngine.DEFAULT_PREFILL_CHUNK);
             case "reference" -> new ReferenceEngine(weights);
             case "cuda" -> throw new IllegalArgumentException("backend 'cuda' is not available in this build");
             default -> throw new IllegalArgumentException("unknown backend '" + requested + "' (choose one of " + NAMES + ")");

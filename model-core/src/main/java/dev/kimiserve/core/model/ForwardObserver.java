@@ -2,7 +2,8 @@ package dev.kimiserve.core.model;
 
 /**
  * Sees the hidden states of a forward pass, for tests and debugging (like transformers' output_hidden_states).
- * Arrays are row-major [rows, hidden] and only valid during the call.
+ * Arrays are row-major [rows, hidden] (only the first rows * dim values are meaningful; engines reuse larger
+ * buffers) and only valid during the call.
  */
 public interface ForwardObserver {
     ForwardObserver NONE = new ForwardObserver() {

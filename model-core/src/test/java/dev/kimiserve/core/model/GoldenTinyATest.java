@@ -51,12 +51,12 @@ class GoldenTinyATest {
         float[] logits = engine.prefill(tiny.prompt(length), engine.newState(), Engine.Logits.ALL, new ForwardObserver() {
             @Override
             public void hidden(int index, float[] values, int rows, int dim) {
-                hidden[index] = values.clone();
+                hidden[index] = Arrays.copyOf(values, rows * dim);
             }
 
             @Override
             public void finalNorm(float[] values, int rows, int dim) {
-                hidden[layers] = values.clone(); // transformers records the final-norm output last, not the last layer's
+                hidden[layers] = Arrays.copyOf(values, rows * dim); // transformers records the final-norm output last, not the last layer's
             }
         });
         String p = "prefill." + length + ".";

@@ -15,7 +15,7 @@ import java.util.Arrays;
 final class FeedForward {
     /** Scratch shared by the FFN blocks of one engine. */
     static final class Scratch {
-        float[] logits, hidden, hiddenPaired, gathered, expertOut;
+        float[] logits, hidden, gathered, expertOut;
         double[] rowLogits = new double[0];
         double[] weights = new double[0];
         double[] routeWeights = new double[0];
@@ -31,7 +31,6 @@ final class FeedForward {
             int slots = rows * (moe == null ? 1 : moe.expertsPerToken() + 1);
             int w = Math.max(width, moe == null ? 0 : Math.max(moe.intermediateSize(), moe.sharedIntermediateSize()));
             hidden = Buffers.atLeast(hidden, slots * w);
-            hiddenPaired = Buffers.atLeast(hiddenPaired, slots * w);
             if (moe != null) {
                 int e = moe.numExperts();
                 int k = moe.expertsPerToken();
@@ -82,11 +81,8 @@ final class FeedForward {
     /** out[rows, D] = down(silu(gate x) * up x), x paired. */
     static void dense(Matmuls mm, Scratch s, Mlp m, float[] x, int rows, float[] out) {
         int width = m.width();
-        mm.run(s.jobs[0].swiglu(m.gate, m.up, x, 0, m.gate.cols, rows, s.hidden, 0, width));
-        for (int r = 0; r < rows; r++) {
-            Vec.pairOrder(s.hidden, r * width, width, s.hiddenPaired, r * width);
-        }
-        mm.run(s.jobs[0].set(m.down, s.hiddenPaired, rows, out));
+        mm.run(s.jobs[0].swiglu(m.gate, m.up, x, 0, m.gate.cols, rows, s.hidden, 0, width).paired());
+        mm.run(s.jobs[0].set(m.down, s.hidden, rows, out));
     }
 
     /** MoE over rows of x (paired) into out [rows, D] natural. */
@@ -133,28 +129,22 @@ final class FeedForward {
             int count = s.expertStart[ex + 1] - s.expertStart[ex];
             if (count > 0) {
                 Mlp m = experts[ex];
-                s.jobs[n++].swiglu(m.gate, m.up, s.gathered, s.expertStart[ex] * dim, dim, count, s.hidden, s.expertStart[ex] * width, width);
+                s.jobs[n++].swiglu(m.gate, m.up, s.gathered, s.expertStart[ex] * dim, dim, count, s.hidden, s.expertStart[ex] * width, width).paired();
             }
         }
         if (shared != null) {
-            s.jobs[n++].swiglu(shared.gate, shared.up, x, 0, dim, rows, s.hidden, sharedBase, sharedWidth);
+            s.jobs[n++].swiglu(shared.gate, shared.up, x, 0, dim, rows, s.hidden, sharedBase, sharedWidth).paired();
         }
         mm.run(s.jobs, n);
-        for (int slot = 0; slot < rows * k; slot++) {
-            Vec.pairOrder(s.hidden, slot * width, width, s.hiddenPaired, slot * width);
-        }
-        for (int r = 0; r < rows && shared != null; r++) {
-            Vec.pairOrder(s.hidden, sharedBase + r * sharedWidth, sharedWidth, s.hiddenPaired, sharedBase + r * sharedWidth);
-        }
         n = 0;
         for (int ex = 0; ex < e; ex++) {                               // down projections
             int count = s.expertStart[ex + 1] - s.expertStart[ex];
             if (count > 0) {
-                s.jobs[n++].set(experts[ex].down, s.hiddenPaired, s.expertStart[ex] * width, width, count, s.expertOut, s.expertStart[ex] * dim, dim);
+                s.jobs[n++].set(experts[ex].down, s.hidden, s.expertStart[ex] * width, width, count, s.expertOut, s.expertStart[ex] * dim, dim);
             }
         }
         if (shared != null) {
-            s.jobs[n++].set(shared.down, s.hiddenPaired, sharedBase, sharedWidth, rows, out, 0, dim);
+            s.jobs[n++].set(shared.down, s.hidden, sharedBase, sharedWidth, rows, out, 0, dim);
         } else {
             Arrays.fill(out, 0, rows * dim, 0f);
         }

@@ -13,7 +13,7 @@ import jdk.incubator.vector.FloatVector;
 final class KdaMixer {
     /** Scratch shared by the KDA layers of one engine. */
     static final class Scratch {
-        float[] qPre, kPre, vPre, q, k, v, fLow, gLow, lowPaired, g, beta, o, outGate, oPaired;
+        float[] qPre, kPre, vPre, q, k, v, lowPaired, g, beta, o, outGate, oPaired;
         final MatmulJob[] jobs = {new MatmulJob(), new MatmulJob(), new MatmulJob(), new MatmulJob(), new MatmulJob(), new MatmulJob()};
 
         void ensure(int rows, KdaConfig c) {
@@ -24,8 +24,6 @@ final class KdaMixer {
             q = Buffers.atLeast(q, ch);
             k = Buffers.atLeast(k, ch);
             v = Buffers.atLeast(v, ch);
-            fLow = Buffers.atLeast(fLow, rows * c.headDim());
-            gLow = Buffers.atLeast(gLow, rows * c.headDim());
             lowPaired = Buffers.atLeast(lowPaired, 2 * rows * c.headDim());
             g = Buffers.atLeast(g, ch);
             beta = Buffers.atLeast(beta, rows * c.numHeads());
@@ -83,69 +81,62 @@ final class KdaMixer {
         j[0].set(qProj, x, rows, s.qPre);                              // q_proj(x)
         j[1].set(kProj, x, rows, s.kPre);                              // k_proj(x)
         j[2].set(vProj, x, rows, s.vPre);                              // v_proj(x)
-        j[3].set(fA, x, rows, s.fLow);                                 // f_a_proj(x)
-        j[4].set(gA, x, rows, s.gLow);                                 // g_a_proj(x)
+        j[3].set(fA, x, rows, s.lowPaired).paired();                   // f_a_proj(x)
+        j[4].set(gA, x, 0, fA.cols, rows, s.lowPaired, rows * hd, hd).paired(); // g_a_proj(x)
         j[5].set(bProj, x, rows, s.beta);                              // b_proj(x)
         mm.run(j, 6);
-        int convBlocks = (c + 255) / 256;
-        pool.forRange(segments.size() * 3 * convBlocks, 1, (from, to) -> {    // causal conv + silu, continuing the windows
-            for (int item = from; item < to; item++) {
-                Segment seg = segments.get(item / (3 * convBlocks));
-                int stream = item / convBlocks % 3;
-                int c0 = item % convBlocks * 256;
-                KdaState st = seg.state().kda(layer);
-                switch (stream) {
-                    case 0 -> conv(s.qPre, s.q, qTaps, st.convQ, seg, c0, Math.min(c, c0 + 256));
-                    case 1 -> conv(s.kPre, s.k, kTaps, st.convK, seg, c0, Math.min(c, c0 + 256));
-                    default -> conv(s.vPre, s.v, vTaps, st.convV, seg, c0, Math.min(c, c0 + 256));
-                }
-            }
-        });
-        for (Segment seg : segments) {                                 // the windows now hold the last inputs
-            KdaState st = seg.state().kda(layer);
-            shiftWindow(s.qPre, st.convQ, seg, st.convWidth());
-            shiftWindow(s.kPre, st.convK, seg, st.convWidth());
-            shiftWindow(s.vPre, st.convV, seg, st.convWidth());
-        }
-        float qScale = (float) (1.0 / Math.sqrt(hd));
-        for (int r = 0; r < rows; r++) {                               // l2norm(q) / sqrt(K); l2norm(k); sigmoid(beta)
-            for (int h = 0; h < heads; h++) {
-                Norms.l2Normalize(s.q, r * c + h * hd, hd, 1e-6f, qScale);
-                Norms.l2Normalize(s.k, r * c + h * hd, hd, 1e-6f, 1f);
-            }
-        }
-        Norms.sigmoidInPlace(s.beta, 0, rows * heads);
-        for (int r = 0; r < rows; r++) {
-            Vec.pairOrder(s.fLow, r * hd, hd, s.lowPaired, r * hd);
-            Vec.pairOrder(s.gLow, r * hd, hd, s.lowPaired, (rows + r) * hd);
-        }
         j[0].set(fB, s.lowPaired, 0, hd, rows, s.g, 0, c);            // f_b_proj(f_a_proj(x))
         j[1].set(gB, s.lowPaired, rows * hd, hd, rows, s.outGate, 0, c); // g_b_proj(g_a_proj(x))
         mm.run(j, 2);
-        for (int r = 0; r < rows; r++) {                               // g = -exp(A_log) * softplus(a + dt_bias)
-            for (int h = 0; h < heads; h++) {
-                Norms.kdaGate(s.g, r * c + h * hd, hd, dtBias, h * hd, (float) -Math.exp(aLog[h]));
-            }
-        }
-        pool.forRange(segments.size() * heads, 1, (from, to) -> {      // the delta rule, per (sequence, head)
+        boolean pairPerHead = hd % Vec.BLOCK == 0;
+        pool.forRange(segments.size() * heads, 1, (from, to) -> {      // everything per (sequence, head)
             for (int item = from; item < to; item++) {
                 Segment seg = segments.get(item / heads);
-                int h = item % heads;
-                float[] st = seg.state().kda(layer).recurrent;
-                if (seg.decode()) {
-                    KdaCore.recurrentHead(s.q, s.k, s.v, s.g, s.beta, seg.start(), seg.count(), heads, hd, hd, h, st, h * hd * hd, s.o);
-                } else {
-                    KdaCore.chunkedHead(s.q, s.k, s.v, s.g, s.beta, seg.start(), seg.count(), heads, hd, hd, h, st, h * hd * hd, s.o);
-                }
+                headForward(s, seg, item % heads, pairPerHead);
             }
         });
-        for (int r = 0; r < rows; r++) {                               // o_norm(o, gate), then paired for o_proj
-            for (int h = 0; h < heads; h++) {
-                Norms.gatedRmsNorm(s.o, r * c + h * hd, hd, oNorm, normEps, s.outGate, r * c + h * hd);
+        if (!pairPerHead) {
+            for (int r = 0; r < rows; r++) {
+                Vec.pairOrder(s.o, r * c, c, s.oPaired, r * c);
             }
-            Vec.pairOrder(s.o, r * c, c, s.oPaired, r * c);
         }
         mm.run(j[0].set(oProj, s.oPaired, rows, out));                 // o_proj
+    }
+
+    /** One head of one sequence: short convs, norms, gates, the delta rule and the gated output norm. */
+    private void headForward(Scratch s, Segment seg, int h, boolean pairPerHead) {
+        int heads = cfg.numHeads();
+        int hd = cfg.headDim();
+        int c = cfg.projectionSize();
+        int c0 = h * hd;
+        KdaState st = seg.state().kda(layer);
+        conv(s.qPre, s.q, qTaps, st.convQ, seg, c0, c0 + hd);         // causal_conv1d + silu, continuing the windows
+        conv(s.kPre, s.k, kTaps, st.convK, seg, c0, c0 + hd);
+        conv(s.vPre, s.v, vTaps, st.convV, seg, c0, c0 + hd);
+        shiftWindow(s.qPre, st.convQ, seg, c0, c0 + hd);
+        shiftWindow(s.kPre, st.convK, seg, c0, c0 + hd);
+        shiftWindow(s.vPre, st.convV, seg, c0, c0 + hd);
+        float qScale = (float) (1.0 / Math.sqrt(hd));
+        float decayRate = (float) -Math.exp(aLog[h]);
+        for (int r = seg.start(); r < seg.start() + seg.count(); r++) {
+            int base = r * c + c0;
+            Norms.l2Normalize(s.q, base, hd, 1e-6f, qScale);          // l2norm(q) / sqrt(K)
+            Norms.l2Normalize(s.k, base, hd, 1e-6f, 1f);              // l2norm(k)
+            Norms.kdaGate(s.g, base, hd, dtBias, c0, decayRate);       // g = -exp(A_log) * softplus(a + dt_bias)
+            s.beta[r * heads + h] = Functions.sigmoid(s.beta[r * heads + h]); // beta = sigmoid(b_proj(x))
+        }
+        if (seg.decode()) {                                            // the delta rule
+            KdaCore.recurrentHead(s.q, s.k, s.v, s.g, s.beta, seg.start(), seg.count(), heads, hd, hd, h, st.recurrent, h * hd * hd, s.o);
+        } else {
+            KdaCore.chunkedHead(s.q, s.k, s.v, s.g, s.beta, seg.start(), seg.count(), heads, hd, hd, h, st.recurrent, h * hd * hd, s.o);
+        }
+        for (int r = seg.start(); r < seg.start() + seg.count(); r++) { // o_norm(o, gate)
+            int base = r * c + c0;
+            Norms.gatedRmsNorm(s.o, base, hd, oNorm, normEps, s.outGate, base);
+            if (pairPerHead) {
+                Vec.pairOrder(s.o, base, hd, s.oPaired, base);
+            }
+        }
     }
 
     /** Channels [c0, c1) of one segment: out[t] = silu(sum_j taps[j] * in[t - W + j]), history from the window. */
@@ -187,20 +178,12 @@ final class KdaMixer {
 
     private static final ThreadLocal<float[]> WINDOW_TMP = ThreadLocal.withInitial(() -> new float[L]);
 
-    /** window = last W of (window ++ segment inputs), per channel. */
-    private void shiftWindow(float[] in, float[] window, Segment seg, int w) {
+    /** window = last W of (window ++ segment inputs), for channels [c0, c1). */
+    private void shiftWindow(float[] in, float[] window, Segment seg, int c0, int c1) {
         int ch = cfg.projectionSize();
+        int w = cfg.convKernel() - 1;
         int count = seg.count();
-        if (count >= w) {
-            for (int jj = 0; jj < w; jj++) {
-                int row = (seg.start() + count - w + jj) * ch;
-                for (int c = 0; c < ch; c++) {
-                    window[c * w + jj] = in[row + c];
-                }
-            }
-            return;
-        }
-        for (int c = 0; c < ch; c++) {
+        for (int c = c0; c < c1; c++) {
             for (int jj = 0; jj < w; jj++) {
                 int src = count - w + jj;
                 window[c * w + jj] = src < 0 ? window[c * w + w + src] : in[(seg.start() + src) * ch + c];

@@ -15,6 +15,8 @@ final class MatmulJob {
     float[] y;
     int yOff;
     int yStride;
+    /** When true, each output row is written in paired order (ready to be the next matmul's input). */
+    boolean pairedOutput;
 
     MatmulJob set(WeightMatrix w, float[] x, int xOff, int xStride, int rows, float[] y, int yOff, int yStride) {
         this.w = w;
@@ -26,6 +28,7 @@ final class MatmulJob {
         this.y = y;
         this.yOff = yOff;
         this.yStride = yStride;
+        this.pairedOutput = false;
         return this;
     }
 
@@ -38,6 +41,17 @@ final class MatmulJob {
         set(gate, x, xOff, xStride, rows, y, yOff, yStride);
         this.up = upProj;
         return this;
+    }
+
+    /** Writes the outputs in paired order, so the next matmul can read them directly. */
+    MatmulJob paired() {
+        this.pairedOutput = true;
+        return this;
+    }
+
+    /** Column index of output row o in y: natural, or paired within the W.rows outputs. */
+    int column(int o) {
+        return pairedOutput ? Vec.pairedIndex(o, w.rows) : o;
     }
 
     int outputRows() {

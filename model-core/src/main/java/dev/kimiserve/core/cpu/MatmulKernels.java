@@ -188,6 +188,13 @@ final class MatmulKernels {
 
     /** The part of a dot product past the last full block (natural order on both sides). */
     private static float tail(WeightMatrix w, int r, float[] x, int xo, int full) {
+        if (full == w.cols) {
+            return 0f;
+        }
+        return tailSum(w, r, x, xo, full);
+    }
+
+    private static float tailSum(WeightMatrix w, int r, float[] x, int xo, int full) {
         float s = 0f;
         for (int c = full; c < w.cols; c++) {
             s += w.get(r, c) * x[xo + c];

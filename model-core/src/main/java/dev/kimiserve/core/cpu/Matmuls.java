@@ -69,23 +69,24 @@ final class Matmuls {
                 for (; r + 4 <= t1; r += 4) {
                     MatmulKernels.dot4x4(w, o, w, o + 1, w, o + 2, w, o + 3, job.x, job.xOff + r * job.xStride, job.xStride, out);
                     for (int i = 0; i < 4; i++) {
+                        int col = job.column(o + i);
                         for (int k = 0; k < 4; k++) {
-                            job.y[job.yOff + (r + k) * job.yStride + o + i] = out[4 * i + k];
+                            job.y[job.yOff + (r + k) * job.yStride + col] = out[4 * i + k];
                         }
                     }
                 }
                 for (; r < t1; r++) {
                     MatmulKernels.dot4x1(w, o, w, o + 1, w, o + 2, w, o + 3, job.x, job.xOff + r * job.xStride, out);
-                    int yb = job.yOff + r * job.yStride + o;
-                    job.y[yb] = out[0];
-                    job.y[yb + 1] = out[1];
-                    job.y[yb + 2] = out[2];
-                    job.y[yb + 3] = out[3];
+                    int yb = job.yOff + r * job.yStride;
+                    job.y[yb + job.column(o)] = out[0];
+                    job.y[yb + job.column(o + 1)] = out[1];
+                    job.y[yb + job.column(o + 2)] = out[2];
+                    job.y[yb + job.column(o + 3)] = out[3];
                 }
             }
             for (; o < o1; o++) {
                 for (int r = t0; r < t1; r++) {
-                    job.y[job.yOff + r * job.yStride + o] = MatmulKernels.dot1(w, o, job.x, job.xOff + r * job.xStride);
+                    job.y[job.yOff + r * job.yStride + job.column(o)] = MatmulKernels.dot1(w, o, job.x, job.xOff + r * job.xStride);
                 }
             }
         }
@@ -102,23 +103,25 @@ final class Matmuls {
                 int r = t0;
                 for (; r + 4 <= t1; r += 4) {
                     MatmulKernels.dot4x4(g, o, g, o + 1, u, o, u, o + 1, job.x, job.xOff + r * job.xStride, job.xStride, out);
+                    int c0 = job.column(o);
+                    int c1 = job.column(o + 1);
                     for (int k = 0; k < 4; k++) {
-                        int yb = job.yOff + (r + k) * job.yStride + o;
-                        job.y[yb] = Functions.silu(out[k]) * out[8 + k];
-                        job.y[yb + 1] = Functions.silu(out[4 + k]) * out[12 + k];
+                        int yb = job.yOff + (r + k) * job.yStride;
+                        job.y[yb + c0] = Functions.silu(out[k]) * out[8 + k];
+                        job.y[yb + c1] = Functions.silu(out[4 + k]) * out[12 + k];
                     }
                 }
                 for (; r < t1; r++) {
                     MatmulKernels.dot4x1(g, o, g, o + 1, u, o, u, o + 1, job.x, job.xOff + r * job.xStride, out);
-                    int yb = job.yOff + r * job.yStride + o;
-                    job.y[yb] = Functions.silu(out[0]) * out[2];
-                    job.y[yb + 1] = Functions.silu(out[1]) * out[3];
+                    int yb = job.yOff + r * job.yStride;
+                    job.y[yb + job.column(o)] = Functions.silu(out[0]) * out[2];
+                    job.y[yb + job.column(o + 1)] = Functions.silu(out[1]) * out[3];
                 }
             }
             for (; o < o1; o++) {
                 for (int r = t0; r < t1; r++) {
                     int xo = job.xOff + r * job.xStride;
-                    job.y[job.yOff + r * job.yStride + o] = Functions.silu(MatmulKernels.dot1(g, o, job.x, xo)) * MatmulKernels.dot1(u, o, job.x, xo);
+                    job.y[job.yOff + r * job.yStride + job.column(o)] = Functions.silu(MatmulKernels.dot1(g, o, job.x, xo)) * MatmulKernels.dot1(u, o, job.x, xo);
                 }
             }
         }

@@ -1,0 +1,34 @@
+package dev.kimiserve.cli;
+
+import dev.kimiserve.core.cpu.KernelBench;
+import dev.kimiserve.core.model.Backends;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code kimi bench-kernels}: one JSON line per kernel and shape (median time, GB/s, GFLOP/s). */
+@Command(name = "bench-kernels", mixinStandardHelpOptions = true, description = "Micro-benchmark the compute kernels.")
+final class BenchKernelsCommand implements Callable<Integer> {
+    @Option(names = "--backend", defaultValue = "cpu", paramLabel = "NAME", description = "cpu (default) or cuda.")
+    String backend;
+
+    @Option(names = "--threads", paramLabel = "T", description = "Compute threads (default: all cores).")
+    Integer threads;
+
+    @Option(names = "--repeat", defaultValue = "15", paramLabel = "R", description = "Timed runs per shape; the median is printed.")
+    int repeat;
+
+    @Override
+    public Integer call() {
+        if (!backend.equals("cpu")) {
+            throw new IllegalArgumentException("backend '" + backend + "' has no kernel benchmarks in this build (cpu only)");
+        }
+        KernelBench bench = new KernelBench(threads != null ? threads : Backends.defaultThreads(), repeat, System.out::println);
+        try {
+            bench.runAll();
+        } finally {
+            bench.close();
+        }
+        return 0;
+    }
+}

@@ -14,6 +14,7 @@ final class KdaMixer {
     /** Scratch shared by the KDA layers of one engine. */
     static final class Scratch {
         float[] qPre, kPre, vPre, q, k, v, lowPaired, g, beta, o, outGate, oPaired;
+        int lowRows;
         final MatmulJob[] jobs = {new MatmulJob(), new MatmulJob(), new MatmulJob(), new MatmulJob(), new MatmulJob(), new MatmulJob()};
 
         void ensure(int rows, KdaConfig c) {
@@ -36,7 +37,9 @@ final class KdaMixer {
     private final KdaConfig cfg;
     private final int layer;
     private final float normEps;
-    private final WeightMatrix qProj, kProj, vProj, fA, fB, bProj, gA, gB, oProj;
+    private final WeightMatrix qProj, kProj, vProj, fA, bProj, gA, oProj;
+    /** f_b_proj and g_b_proj split by head: head h's gate channels come from rows [h*K, (h+1)*K). */
+    private final WeightMatrix[] fBHead, gBHead;
     /** Conv taps transposed to [tap][channel] so the convolution vectorises over channels. */
     private final float[] qTaps, kTaps, vTaps;
     private final float[] aLog, dtBias, oNorm;
@@ -49,10 +52,16 @@ final class KdaMixer {
         kProj = WeightMatrix.of(w.kProj());
         vProj = WeightMatrix.of(w.vProj());
         fA = WeightMatrix.of(w.fA());
-        fB = WeightMatrix.of(w.fB());
+        WeightMatrix fB = WeightMatrix.of(w.fB());
         bProj = WeightMatrix.of(w.bProj());
         gA = WeightMatrix.of(w.gA());
-        gB = WeightMatrix.of(w.gB());
+        WeightMatrix gB = WeightMatrix.of(w.gB());
+        fBHead = new WeightMatrix[cfg.numHeads()];
+        gBHead = new WeightMatrix[cfg.numHeads()];
+        for (int h = 0; h < cfg.numHeads(); h++) {
+            fBHead[h] = fB.rows(h * cfg.headDim(), (h + 1) * cfg.headDim());
+            gBHead[h] = gB.rows(h * cfg.headDim(), (h + 1) * cfg.headDim());
+        }
         oProj = WeightMatrix.of(w.oProj());
         qTaps = transpose(w.qConv(), cfg.projectionSize(), cfg.convKernel());
         kTaps = transpose(w.kConv(), cfg.projectionSize(), cfg.convKernel());
@@ -85,9 +94,7 @@ final class KdaMixer {
         j[4].set(gA, x, 0, fA.cols, rows, s.lowPaired, rows * hd, hd).paired(); // g_a_proj(x)
         j[5].set(bProj, x, rows, s.beta);                              // b_proj(x)
         mm.run(j, 6);
-        j[0].set(fB, s.lowPaired, 0, hd, rows, s.g, 0, c);            // f_b_proj(f_a_proj(x))
-        j[1].set(gB, s.lowPaired, rows * hd, hd, rows, s.outGate, 0, c); // g_b_proj(g_a_proj(x))
-        mm.run(j, 2);
+        s.lowRows = rows;
         boolean pairPerHead = hd % Vec.BLOCK == 0;
         pool.forRange(segments.size() * heads, 1, (from, to) -> {      // everything per (sequence, head)
             for (int item = from; item < to; item++) {
@@ -110,6 +117,23 @@ final class KdaMixer {
         int c = cfg.projectionSize();
         int c0 = h * hd;
         KdaState st = seg.state().kda(layer);
+        int lowRows = s.lowRows;
+        float[] dots = MatmulKernels.results();
+        for (int r = seg.start(); r < seg.start() + seg.count(); r++) { // this head's rows of f_b_proj and g_b_proj
+            for (int i = 0; i < hd; i += 4) {
+                if (i + 4 <= hd) {
+                    MatmulKernels.dot4x1(fBHead[h], i, fBHead[h], i + 1, fBHead[h], i + 2, fBHead[h], i + 3, s.lowPaired, r * hd, dots);
+                    System.arraycopy(dots, 0, s.g, r * c + c0 + i, 4);
+                    MatmulKernels.dot4x1(gBHead[h], i, gBHead[h], i + 1, gBHead[h], i + 2, gBHead[h], i + 3, s.lowPaired, (lowRows + r) * hd, dots);
+                    System.arraycopy(dots, 0, s.outGate, r * c + c0 + i, 4);
+                } else {
+                    for (int ii = i; ii < hd; ii++) {
+                        s.g[r * c + c0 + ii] = MatmulKernels.dot1(fBHead[h], ii, s.lowPaired, r * hd);
+                        s.outGate[r * c + c0 + ii] = MatmulKernels.dot1(gBHead[h], ii, s.lowPaired, (lowRows + r) * hd);
+                    }
+                }
+            }
+        }
         conv(s.qPre, s.q, qTaps, st.convQ, seg, c0, c0 + hd);         // causal_conv1d + silu, continuing the windows
         conv(s.kPre, s.k, kTaps, st.convK, seg, c0, c0 + hd);
         conv(s.vPre, s.v, vTaps, st.convV, seg, c0, c0 + hd);

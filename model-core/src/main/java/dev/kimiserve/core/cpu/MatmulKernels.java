@@ -136,6 +136,13 @@ final class MatmulKernels {
         out[15] = c33.reduceLanes(VectorOperators.ADD) + tail(w3, r3, x, x3, full);
     }
 
+    private static final ThreadLocal<float[]> RESULTS = ThreadLocal.withInitial(() -> new float[16]);
+
+    /** A per-thread array for micro-kernel results. */
+    static float[] results() {
+        return RESULTS.get();
+    }
+
     private static final ThreadLocal<float[]> SCRATCH4 = ThreadLocal.withInitial(() -> new float[4]);
 
     /** One dot product of weight row r with x[xo ..]. */

@@ -19,6 +19,10 @@ import java.util.List;
 final class MlaAttention {
     private static final int KEY_BLOCK = 256;
     private static final int QUERY_BLOCK = 8;
+    /** Up to this many cached tokens, decode attention runs per (sequence, head) in a single region. */
+    static final int SHORT_CONTEXT = 2048;
+    /** The per-(sequence, head) path's limit; tests lower it to exercise the split path on small caches. */
+    int shortContext = SHORT_CONTEXT;
 
     private final MlaConfig cfg;
     private final CpuPool pool;
@@ -156,6 +160,19 @@ final class MlaAttention {
      */
     void absorbed(WeightMatrix[] kvBk, WeightMatrix[] kvBv, List<Segment> segments, int layer, float[] q, float[] o) {
         int b = segments.size();
+        int longest = 0;
+        for (Segment seg : segments) {
+            longest = Math.max(longest, seg.state().mla(layer).length());
+        }
+        if (longest <= shortContext) {
+            pool.forRange(b * heads, 1, (from, to) -> {
+                for (int item = from; item < to; item++) {
+                    Segment seg = segments.get(item / heads);
+                    absorbedHead(kvBk[item % heads], kvBv[item % heads], seg.state().mla(layer), q, seg.start(), item % heads, o);
+                }
+            });
+            return;
+        }
         qAbs = grow(qAbs, b * heads * lora);
         // q~ = Wk_h^T q_nope, weights of a head read once for all sequences
         pool.forRange(heads, 1, (from, to) -> {
@@ -224,6 +241,56 @@ final class MlaAttention {
             System.arraycopy(oCompact, i * heads * vd, o, segments.get(i).start() * heads * vd, heads * vd);
         }
     }
+
+    /**
+     * One (sequence, head) of decode attention in one go, for caches short enough that re-reading them per head is
+     * cheaper than another parallel region: q~ = Wk_h^T q_nope, softmax over the cache, z = sum p c, o_h = Wv_h z.
+     */
+    private void absorbedHead(WeightMatrix wk, WeightMatrix wv, MlaCache cache, float[] q, int row, int h, float[] o) {
+        HeadScratch hs = headScratch.get();
+        int qb = (row * heads + h) * qk;
+        Arrays.fill(hs.acc, 0, lora, 0f);
+        for (int n = 0; n < nope; n++) {
+            MatmulKernels.accumulateRow(wk, n, q[qb + n], hs.acc, 0);
+        }
+        Vec.naturalOrder(hs.acc, 0, lora, hs.qAbs, 0);
+        int len = cache.length();
+        float max = Float.NEGATIVE_INFINITY;
+        for (int s = 0; s < len; s++) {
+            float[] page = cache.page(s);
+            int off = cache.offsetInPage(s);
+            hs.scores[s] = (Vec.dot(hs.qAbs, 0, page, off, lora) + Vec.dot(q, qb + nope, page, off + lora, rope)) * scale;
+            max = Math.max(max, hs.scores[s]);
+        }
+        float sum = 0f;
+        Arrays.fill(hs.acc, 0, lora, 0f);
+        for (int s = 0; s < len; s++) {
+            float p = (float) Math.exp(hs.scores[s] - max);
+            sum += p;
+            Vec.axpy(p, cache.page(s), cache.offsetInPage(s), hs.acc, 0, lora);
+        }
+        Vec.scale(hs.acc, 0, lora, 1f / sum);
+        Vec.pairOrder(hs.acc, 0, lora, hs.qAbs, 0);
+        float[] dots = MatmulKernels.results();
+        int ob = (row * heads + h) * vd;
+        int j = 0;
+        for (; j + 4 <= vd; j += 4) {
+            MatmulKernels.dot4x1(wv, j, wv, j + 1, wv, j + 2, wv, j + 3, hs.qAbs, 0, dots);
+            System.arraycopy(dots, 0, o, ob + j, 4);
+        }
+        for (; j < vd; j++) {
+            o[ob + j] = MatmulKernels.dot1(wv, j, hs.qAbs, 0);
+        }
+    }
+
+    /** Per-thread buffers of {@link #absorbedHead}. */
+    private final class HeadScratch {
+        final float[] acc = new float[lora];
+        final float[] qAbs = new float[lora];
+        final float[] scores = new float[SHORT_CONTEXT];
+    }
+
+    private final ThreadLocal<HeadScratch> headScratch = ThreadLocal.withInitial(HeadScratch::new);
 
     /** Partial softmax over cache tokens [s0, s1) for every head: z = sum p c, max, sum (online, token-major). */
     private void decodeBlock(MlaCache cache, float[] q, int row, int seqIndex, int s0, int s1, int pb) {

@@ -184,6 +184,9 @@ public final class KdaCore {
     /** Aqk (j <= r) and Akk (j < r, times beta_r) from anchored off-diagonal blocks and exact diagonal blocks. */
     private static void intraChunk(Scratch sc, int len) {
         int kd = sc.kd;
+        for (int r = 0; r < len; r++) {
+            java.util.Arrays.fill(sc.aqk, r * CHUNK + r + 1, r * CHUNK + len, 0f);
+        }
         for (int i0 = 0; i0 < len; i0 += SUB) {
             int i1 = Math.min(len, i0 + SUB);
             // diagonal block: exact exp(G_r - G_j), j <= r
@@ -251,41 +254,72 @@ public final class KdaCore {
     }
 
     /**
-     * (I + Akk) N = beta V - beta (exp(G) . K) S0 by forward substitution, then O = (exp(G) . Q) S0 + Aqk N, written
-     * to the output rows.
+     * (I + Akk) N = beta V - beta (exp(G) . K) S0 by blocked forward substitution, then O = (exp(G) . Q) S0 + Aqk N,
+     * written to the output rows. The products run as register-blocked small GEMMs.
      */
     private static void solveAndOutput(Scratch sc, int len, float[] s, int sb, float[] out, int first, int heads, int h) {
         int kd = sc.kd;
         int vd = sc.vd;
-        float[] w = sc.row;
+        // w = (exp(G) . K) S0 into n, then n_r = beta_r (v_r - w_r)
         for (int r = 0; r < len; r++) {
-            // w = S0^T (exp(G_r) . k_r)
-            java.util.Arrays.fill(w, 0, vd, 0f);
-            for (int d = 0; d < kd; d++) {
-                Vec.axpy(sc.expCum[r * kd + d] * sc.k[r * kd + d], s, sb + d * vd, w, 0, vd);
-            }
+            mulInto(sc.k, r * kd, sc.expCum, r * kd, sc.kb, r * kd, kd);
+        }
+        java.util.Arrays.fill(sc.n, 0, len * vd, 0f);
+        SmallGemm.multiplyAdd(len, vd, kd, sc.kb, 0, kd, 1, s, sb, vd, sc.n, 0, vd);
+        for (int r = 0; r < len; r++) {
             float b = sc.beta[r];
             int nb = r * vd;
             for (int j = 0; j < vd; j++) {
-                sc.n[nb + j] = b * (sc.v[nb + j] - w[j]);
-            }
-            for (int i = 0; i < r; i++) {
-                Vec.axpy(-sc.akk[r * CHUNK + i], sc.n, i * vd, sc.n, nb, vd);
+                sc.n[nb + j] = b * (sc.v[nb + j] - sc.n[nb + j]);
             }
         }
-        for (int r = 0; r < len; r++) {
-            int ob = ((first + r) * heads + h) * vd;
-            java.util.Arrays.fill(out, ob, ob + vd, 0f);
-            for (int d = 0; d < kd; d++) {
-                Vec.axpy(sc.expCum[r * kd + d] * sc.q[r * kd + d], s, sb + d * vd, out, ob, vd);
+        // forward substitution in blocks of SUB rows: earlier blocks as one product, the block itself row by row
+        for (int i0 = 0; i0 < len; i0 += SUB) {
+            int i1 = Math.min(len, i0 + SUB);
+            if (i0 > 0) {
+                negate(sc.akk, i0, i1, i0);
+                SmallGemm.multiplyAdd(i1 - i0, vd, i0, sc.akk, i0 * CHUNK, CHUNK, 1, sc.n, 0, vd, sc.n, i0 * vd, vd);
+                negate(sc.akk, i0, i1, i0);
             }
-            for (int i = 0; i <= r; i++) {
-                Vec.axpy(sc.aqk[r * CHUNK + i], sc.n, i * vd, out, ob, vd);
+            for (int r = i0; r < i1; r++) {
+                for (int i = i0; i < r; i++) {
+                    Vec.axpy(-sc.akk[r * CHUNK + i], sc.n, i * vd, sc.n, r * vd, vd);
+                }
+            }
+        }
+        // O = (exp(G) . Q) S0 + Aqk N  (Aqk is zero above the diagonal)
+        for (int r = 0; r < len; r++) {
+            mulInto(sc.q, r * kd, sc.expCum, r * kd, sc.kb, r * kd, kd);
+        }
+        int ob = (first * heads + h) * vd;
+        int oRow = heads * vd;
+        for (int r = 0; r < len; r++) {
+            java.util.Arrays.fill(out, ob + r * oRow, ob + r * oRow + vd, 0f);
+        }
+        SmallGemm.multiplyAdd(len, vd, kd, sc.kb, 0, kd, 1, s, sb, vd, out, ob, oRow);
+        SmallGemm.multiplyAdd(len, vd, len, sc.aqk, 0, CHUNK, 1, sc.n, 0, vd, out, ob, oRow);
+    }
+
+    /** a[r][c] = -a[r][c] for rows [r0, r1), columns [0, cols) of a CHUNK-wide matrix. */
+    private static void negate(float[] a, int r0, int r1, int cols) {
+        for (int r = r0; r < r1; r++) {
+            for (int c = 0; c < cols; c++) {
+                a[r * CHUNK + c] = -a[r * CHUNK + c];
             }
         }
     }
 
-    /** S = Diag(exp G_last) S0 + sum_r (exp(G_last - G_r) . k_r) n_r^T. */
+    private static void mulInto(float[] x, int xo, float[] y, int yo, float[] dst, int d0, int n) {
+        int i = 0;
+        for (; i <= n - L; i += L) {
+            FloatVector.fromArray(F, x, xo + i).mul(FloatVector.fromArray(F, y, yo + i)).intoArray(dst, d0 + i);
+        }
+        for (; i < n; i++) {
+            dst[d0 + i] = x[xo + i] * y[yo + i];
+        }
+    }
+
+    /** S = Diag(exp G_last) S0 + sum_r (exp(G_last - G_r) . k_r) n_r^T, the sum as one product K_d^T N. */
     private static void updateState(Scratch sc, int len, float[] s, int sb) {
         int kd = sc.kd;
         int vd = sc.vd;
@@ -295,10 +329,8 @@ public final class KdaCore {
         }
         for (int d = 0; d < kd; d++) {
             Vec.scale(s, sb + d * vd, vd, sc.expCum[last + d]);
-            for (int r = 0; r < len; r++) {
-                Vec.axpy(sc.kb[r * kd + d], sc.n, r * vd, s, sb + d * vd, vd);
-            }
         }
+        SmallGemm.multiplyAdd(kd, vd, len, sc.kb, 0, 1, kd, sc.n, 0, vd, s, sb, vd);
     }
 
     private static void expInto(float[] src, int so, int n, float[] dst, int d0) {

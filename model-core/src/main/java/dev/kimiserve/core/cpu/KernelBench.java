@@ -137,8 +137,10 @@ public final class KernelBench {
                 List.of(dev.kimiserve.core.config.MlpKind.DENSE), 16, 1e-5f, null, m, null, false, 0, List.of(), 0, 1L << 40);
     }
 
+    /** Median seconds per run, after at least 300 ms (and 5 runs) of warm-up so that the JIT has compiled the kernel. */
     private double time(Runnable r) {
-        for (int i = 0; i < Math.max(3, repeats / 3); i++) {
+        long warmStart = System.nanoTime();
+        for (int i = 0; i < 5 || System.nanoTime() - warmStart < 300_000_000L; i++) {
             r.run();
         }
         double[] t = new double[repeats];

@@ -118,22 +118,31 @@ final class MatmulKernels {
             c23 = o2.fma(xd, e2.fma(xe, c23));
             c33 = o3.fma(xd, e3.fma(xe, c33));
         }
-        out[0] = c00.reduceLanes(VectorOperators.ADD) + tail(w0, r0, x, x0, full);
-        out[1] = c01.reduceLanes(VectorOperators.ADD) + tail(w0, r0, x, x1, full);
-        out[2] = c02.reduceLanes(VectorOperators.ADD) + tail(w0, r0, x, x2, full);
-        out[3] = c03.reduceLanes(VectorOperators.ADD) + tail(w0, r0, x, x3, full);
-        out[4] = c10.reduceLanes(VectorOperators.ADD) + tail(w1, r1, x, x0, full);
-        out[5] = c11.reduceLanes(VectorOperators.ADD) + tail(w1, r1, x, x1, full);
-        out[6] = c12.reduceLanes(VectorOperators.ADD) + tail(w1, r1, x, x2, full);
-        out[7] = c13.reduceLanes(VectorOperators.ADD) + tail(w1, r1, x, x3, full);
-        out[8] = c20.reduceLanes(VectorOperators.ADD) + tail(w2, r2, x, x0, full);
-        out[9] = c21.reduceLanes(VectorOperators.ADD) + tail(w2, r2, x, x1, full);
-        out[10] = c22.reduceLanes(VectorOperators.ADD) + tail(w2, r2, x, x2, full);
-        out[11] = c23.reduceLanes(VectorOperators.ADD) + tail(w2, r2, x, x3, full);
-        out[12] = c30.reduceLanes(VectorOperators.ADD) + tail(w3, r3, x, x0, full);
-        out[13] = c31.reduceLanes(VectorOperators.ADD) + tail(w3, r3, x, x1, full);
-        out[14] = c32.reduceLanes(VectorOperators.ADD) + tail(w3, r3, x, x2, full);
-        out[15] = c33.reduceLanes(VectorOperators.ADD) + tail(w3, r3, x, x3, full);
+        out[0] = c00.reduceLanes(VectorOperators.ADD);
+        out[1] = c01.reduceLanes(VectorOperators.ADD);
+        out[2] = c02.reduceLanes(VectorOperators.ADD);
+        out[3] = c03.reduceLanes(VectorOperators.ADD);
+        out[4] = c10.reduceLanes(VectorOperators.ADD);
+        out[5] = c11.reduceLanes(VectorOperators.ADD);
+        out[6] = c12.reduceLanes(VectorOperators.ADD);
+        out[7] = c13.reduceLanes(VectorOperators.ADD);
+        out[8] = c20.reduceLanes(VectorOperators.ADD);
+        out[9] = c21.reduceLanes(VectorOperators.ADD);
+        out[10] = c22.reduceLanes(VectorOperators.ADD);
+        out[11] = c23.reduceLanes(VectorOperators.ADD);
+        out[12] = c30.reduceLanes(VectorOperators.ADD);
+        out[13] = c31.reduceLanes(VectorOperators.ADD);
+        out[14] = c32.reduceLanes(VectorOperators.ADD);
+        out[15] = c33.reduceLanes(VectorOperators.ADD);
+        if (full != cols) {
+            for (int j = 0; j < 4; j++) {
+                int xj = xo + j * xStride;
+                out[j] += tailSum(w0, r0, x, xj, full);
+                out[4 + j] += tailSum(w1, r1, x, xj, full);
+                out[8 + j] += tailSum(w2, r2, x, xj, full);
+                out[12 + j] += tailSum(w3, r3, x, xj, full);
+            }
+        }
     }
 
     private static final ThreadLocal<float[]> RESULTS = ThreadLocal.withInitial(() -> new float[16]);

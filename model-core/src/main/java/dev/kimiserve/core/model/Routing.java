@@ -12,6 +12,30 @@ public final class Routing {
     private Routing() {
     }
 
+    /** Per-thread work arrays, so that routing allocates nothing per token. */
+    private static final class Scratch {
+        double[] scores = new double[0];
+        double[] choice = new double[0];
+        boolean[] taken = new boolean[0];
+        double[] groupScore = new double[0];
+        boolean[] keep = new boolean[0];
+
+        Scratch fit(int experts, int groups) {
+            if (scores.length < experts) {
+                scores = new double[experts];
+                choice = new double[experts];
+                taken = new boolean[experts];
+            }
+            if (groupScore.length < groups) {
+                groupScore = new double[groups];
+                keep = new boolean[groups];
+            }
+            return this;
+        }
+    }
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
     /**
      * @param logits   router logits [E] (fp32 or better)
      * @param bias     e_score_correction_bias [E]
@@ -21,16 +45,18 @@ public final class Routing {
     public static void route(MoeConfig cfg, double[] logits, float[] bias, int[] experts, double[] weights) {
         int e = cfg.numExperts();
         int k = cfg.expertsPerToken();
-        double[] scores = new double[e];
-        double[] choice = new double[e];
+        Scratch sc = SCRATCH.get().fit(e, cfg.numExpertGroups());
+        double[] scores = sc.scores;
+        double[] choice = sc.choice;
         for (int i = 0; i < e; i++) {
             scores[i] = 1.0 / (1.0 + Math.exp(-logits[i]));
             choice[i] = scores[i] + bias[i];
         }
         if (cfg.numExpertGroups() > 1) {
-            maskGroups(cfg, choice);
+            maskGroups(cfg, choice, sc);
         }
-        boolean[] taken = new boolean[e];
+        boolean[] taken = sc.taken;
+        java.util.Arrays.fill(taken, 0, e, false);
         for (int slot = 0; slot < k; slot++) {
             int best = -1;
             for (int i = 0; i < e; i++) {
@@ -57,10 +83,10 @@ public final class Routing {
     }
 
     /** Keeps the topk_group groups with the best (top-2 sum) selection scores; the rest become -inf. */
-    private static void maskGroups(MoeConfig cfg, double[] choice) {
+    private static void maskGroups(MoeConfig cfg, double[] choice, Scratch sc) {
         int groups = cfg.numExpertGroups();
         int per = cfg.expertsPerGroup();
-        double[] groupScore = new double[groups];
+        double[] groupScore = sc.groupScore;
         for (int g = 0; g < groups; g++) {
             double first = Double.NEGATIVE_INFINITY;
             double second = Double.NEGATIVE_INFINITY;
@@ -74,7 +100,8 @@ public final class Routing {
             }
             groupScore[g] = first + second;
         }
-        boolean[] keep = new boolean[groups];
+        boolean[] keep = sc.keep;
+        java.util.Arrays.fill(keep, 0, groups, false);
         for (int n = 0; n < cfg.topkGroups(); n++) {
             int best = -1;
             for (int g = 0; g < groups; g++) {

@@ -42,6 +42,10 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--read-bandwidth", description = "Also measure the machine's read bandwidth (STREAM-like, same JVM) and report the roofline fraction.")
     boolean readBandwidth;
 
+    private double decodeRate;
+    private long decodeBytes;
+    private String backendName;
+
     @Override
     public Integer call() {
         if (batch <= 0 || promptTokens <= 0 || decodeTokens <= 0 || repeat <= 0) {
@@ -63,10 +67,6 @@ final class BenchCommand implements Callable<Integer> {
             engine.prefill(Arrays.copyOf(prompts[0], Math.min(promptTokens, 80)), warm, Engine.Logits.LAST);
             for (int i = 0; i < 3; i++) {
                 engine.decode(1, warm);
-            }
-            double bandwidth = readBandwidth ? MemoryBandwidth.measureReadBytesPerSecond(1L << 30, threads, 5) : 0;
-            if (readBandwidth) {
-                System.out.printf(Locale.ROOT, "{\"mode\":\"read_bandwidth\",\"bytes_per_s\":%.4g,\"threads\":%d}%n", bandwidth, threads);
             }
             SequenceState[] states = new SequenceState[batch];
             if (!mode.equals("decode")) {
@@ -116,8 +116,18 @@ final class BenchCommand implements Callable<Integer> {
                     long loads = c.distinctExpertLoads.sum() - loads0;
                     bytes = (traffic.stepBytes(batch, 0) * decodeTokens + loads * traffic.expertBytes()) / ((long) batch * decodeTokens);
                 }
-                print("decode", median(rates), bytes, threads, engine.backend(), bandwidth);
+                decodeRate = median(rates);
+                decodeBytes = bytes;
             }
+            backendName = engine.backend();
+        }
+        if (decodeRate > 0) {
+            // the bandwidth probe runs last, with the engine's threads stopped and the JIT done with the engine
+            double bandwidth = readBandwidth ? MemoryBandwidth.measureReadBytesPerSecond(1L << 30, modelOptions.threads(), 10) : 0;
+            if (readBandwidth) {
+                System.out.printf(Locale.ROOT, "{\"mode\":\"read_bandwidth\",\"bytes_per_s\":%.4g,\"threads\":%d}%n", bandwidth, modelOptions.threads());
+            }
+            print("decode", decodeRate, decodeBytes, modelOptions.threads(), backendName, bandwidth);
         }
         return 0;
     }

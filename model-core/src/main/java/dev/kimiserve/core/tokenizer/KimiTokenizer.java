@@ -295,6 +295,20 @@ public final class KimiTokenizer {
         return new String(decodeBytes(ids), StandardCharsets.UTF_8);
     }
 
+    /**
+     * Rejects ids the tokenizer knows but the model does not (the 48B model's embedding has 163,840 rows, the
+     * tokenizer 163,842 ids): a clear error instead of an out-of-range embedding lookup.
+     */
+    public void requireModelVocab(int[] ids, int modelVocabSize) {
+        for (int id : ids) {
+            if (id >= modelVocabSize) {
+                String special = specials.text(id);
+                throw new IllegalArgumentException("token id " + id + (special != null ? " (" + special + ")" : "")
+                        + " is known to the tokenizer but not to the model, whose vocabulary has " + modelVocabSize + " ids");
+            }
+        }
+    }
+
     /** A decoder that emits text token by token without splitting UTF-8 sequences. */
     public StreamingDetokenizer streamingDetokenizer() {
         return new StreamingDetokenizer(this);

@@ -159,20 +159,28 @@ final class MlaAttention {
      * @param kvBv per head, the kv_b_proj rows producing v [vd, lora]
      */
     void absorbed(WeightMatrix[] kvBk, WeightMatrix[] kvBv, List<Segment> segments, int layer, float[] q, float[] o) {
-        int b = segments.size();
-        int longest = 0;
+        // each sequence's path depends on its own length only, so its numbers never depend on who shares the batch
+        List<Segment> shortOnes = new java.util.ArrayList<>();
+        List<Segment> longOnes = new java.util.ArrayList<>();
         for (Segment seg : segments) {
-            longest = Math.max(longest, seg.state().mla(layer).length());
+            (seg.state().mla(layer).length() <= shortContext ? shortOnes : longOnes).add(seg);
         }
-        if (longest <= shortContext) {
-            pool.forRange(b * heads, 1, (from, to) -> {
+        if (!shortOnes.isEmpty()) {
+            pool.forRange(shortOnes.size() * heads, 1, (from, to) -> {
                 for (int item = from; item < to; item++) {
-                    Segment seg = segments.get(item / heads);
+                    Segment seg = shortOnes.get(item / heads);
                     absorbedHead(kvBk[item % heads], kvBv[item % heads], seg.state().mla(layer), q, seg.start(), item % heads, o);
                 }
             });
-            return;
         }
+        if (!longOnes.isEmpty()) {
+            absorbedSplit(kvBk, kvBv, longOnes, layer, q, o);
+        }
+    }
+
+    /** Flash-decoding: every cache split into blocks processed in parallel, then combined per head. */
+    private void absorbedSplit(WeightMatrix[] kvBk, WeightMatrix[] kvBv, List<Segment> segments, int layer, float[] q, float[] o) {
+        int b = segments.size();
         qAbs = grow(qAbs, b * heads * lora);
         // q~ = Wk_h^T q_nope, weights of a head read once for all sequences
         pool.forRange(heads, 1, (from, to) -> {

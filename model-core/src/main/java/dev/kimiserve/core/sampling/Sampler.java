@@ -24,6 +24,19 @@ public final class Sampler {
         return params;
     }
 
+    /**
+     * Advances the random generator past {@code tokens} earlier draws, as if this sampler had sampled them: a sequence
+     * resumed on another worker continues the same random stream (every non-greedy sample takes exactly one draw).
+     */
+    public void advance(int tokens) {
+        if (params.greedy()) {
+            return;
+        }
+        for (int i = 0; i < tokens; i++) {
+            random.nextDouble();
+        }
+    }
+
     /** The next token from logits[offset .. offset + vocab); {@code history} may be null when no penalty is set. */
     public int sample(float[] logits, int offset, TokenHistory history) {
         int vocab = work.length;

@@ -12,7 +12,7 @@ import java.util.Optional;
  * Client of the kv-store's blob API: {@code PUT /v1/blobs/{key}} (the server verifies checksum and layout version),
  * {@code GET} and {@code DELETE}. Keys are URL-safe (sequence ids are percent-encoded).
  */
-public final class KvStoreClient {
+public final class KvStoreClient implements KvStore {
     private final URI base;
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
@@ -24,6 +24,7 @@ public final class KvStoreClient {
         return base.resolve("v1/blobs/" + java.net.URLEncoder.encode(key, java.nio.charset.StandardCharsets.UTF_8));
     }
 
+    @Override
     public void put(String key, byte[] blob) {
         HttpResponse<String> r = send(HttpRequest.newBuilder(blob(key)).timeout(Duration.ofSeconds(30))
                 .header("Content-Type", "application/octet-stream").PUT(HttpRequest.BodyPublishers.ofByteArray(blob)).build(),
@@ -34,6 +35,7 @@ public final class KvStoreClient {
     }
 
     /** The blob, or empty when the store does not have it. */
+    @Override
     public Optional<byte[]> get(String key) {
         HttpResponse<byte[]> r = send(HttpRequest.newBuilder(blob(key)).timeout(Duration.ofSeconds(30)).GET().build(),
                 HttpResponse.BodyHandlers.ofByteArray());
@@ -46,11 +48,13 @@ public final class KvStoreClient {
         return Optional.of(r.body());
     }
 
+    @Override
     public void delete(String key) {
         send(HttpRequest.newBuilder(blob(key)).timeout(Duration.ofSeconds(10)).DELETE().build(), HttpResponse.BodyHandlers.discarding());
     }
 
     /** Whether the store answers its readiness check. */
+    @Override
     public boolean reachable() {
         try {
             HttpResponse<Void> r = http.send(HttpRequest.newBuilder(base.resolve("q/health/ready")).timeout(Duration.ofSeconds(2)).GET().build(),

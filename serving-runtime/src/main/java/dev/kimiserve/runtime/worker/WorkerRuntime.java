@@ -15,6 +15,7 @@ import dev.kimiserve.protocol.TokenEvent;
 import dev.kimiserve.protocol.Topics;
 import dev.kimiserve.protocol.WorkerTask;
 import dev.kimiserve.runtime.kafka.KafkaSupport;
+import dev.kimiserve.runtime.kvstore.KvStore;
 import dev.kimiserve.runtime.kvstore.KvStoreClient;
 import java.lang.System.Logger.Level;
 import java.util.ArrayDeque;
@@ -69,7 +70,7 @@ public final class WorkerRuntime implements AutoCloseable {
     private LoadedModel model;
     private Engine engine;
     private KimiTokenizer tokenizer;
-    private KvStoreClient kv;
+    private KvStore kv;
     private KafkaProducer<String, byte[]> producer;
     private float[] logits = new float[0];
 
@@ -78,7 +79,13 @@ public final class WorkerRuntime implements AutoCloseable {
     }
 
     public WorkerRuntime(WorkerConfig cfg) {
+        this(cfg, null);
+    }
+
+    /** With a given kv-store (tests); null means the kv-store service at {@code cfg.kvStoreUrl()}. */
+    public WorkerRuntime(WorkerConfig cfg, KvStore kvStore) {
         this.cfg = cfg;
+        this.kv = kvStore;
     }
 
     public WorkerConfig config() {
@@ -94,7 +101,9 @@ public final class WorkerRuntime implements AutoCloseable {
         engine.prefill(new int[]{0, 1, 2}, engine.newState(), Engine.Logits.LAST);   // warm the kernels up
         modelLoaded = true;
         LOG.log(Level.INFO, "worker " + cfg.workerId() + ": model loaded (" + model.config().numLayers() + " layers, backend " + engine.backend() + ")");
-        kv = new KvStoreClient(cfg.kvStoreUrl());
+        if (kv == null) {
+            kv = new KvStoreClient(cfg.kvStoreUrl());
+        }
         KafkaSupport.ensurePlatformTopics(cfg.bootstrap());
         KafkaSupport.ensureTopics(cfg.bootstrap(), Map.of(Topics.workerTasks(cfg.workerId()), 1));
         producer = KafkaSupport.producer(cfg.bootstrap(), "worker-" + cfg.workerId());

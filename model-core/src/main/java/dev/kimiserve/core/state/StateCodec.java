@@ -95,6 +95,32 @@ public final class StateCodec {
         return b.array();
     }
 
+    /**
+     * Checks a blob's envelope without knowing the model: length, magic, layout version and CRC-32C (what a store can
+     * verify). Returns the blob's layout version; throws {@link StateFormatException} on any mismatch.
+     */
+    public static int verifyEnvelope(byte[] bytes) {
+        if (bytes.length < 36) {
+            throw new StateFormatException("state blob of " + bytes.length + " bytes is shorter than its header");
+        }
+        CRC32C crc = new CRC32C();
+        crc.update(bytes, 0, bytes.length - 4);
+        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        if (b.getInt(bytes.length - 4) != (int) crc.getValue()) {
+            throw new StateFormatException("state blob checksum mismatch: corrupted");
+        }
+        byte[] magic = new byte[8];
+        b.get(magic);
+        if (!java.util.Arrays.equals(magic, MAGIC)) {
+            throw new StateFormatException("not a sequence-state blob (bad magic)");
+        }
+        int version = b.getInt();
+        if (version != VERSION) {
+            throw new StateFormatException("state layout version " + version + " is not supported (this build reads " + VERSION + ")");
+        }
+        return version;
+    }
+
     /** Decodes and verifies a blob; any mismatch (checksum, version, shapes, model) is a {@link StateFormatException}. */
     public static SequenceState decode(byte[] bytes, KimiLinearConfig cfg) {
         if (bytes.length < 36) {

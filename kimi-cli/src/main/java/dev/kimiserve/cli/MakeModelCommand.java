@@ -19,7 +19,7 @@ final class MakeModelCommand implements Callable<Integer> {
         @Option(names = "--config", paramLabel = "FILE", description = "A Kimi Linear config.json (either spelling).")
         Path config;
 
-        @Option(names = "--preset", paramLabel = "NAME", description = "tiny, small or kimi-linear-48b.")
+        @Option(names = "--preset", paramLabel = "NAME", description = "tiny, small, default or kimi-linear-48b.")
         String preset;
     }
 
@@ -34,6 +34,9 @@ final class MakeModelCommand implements Callable<Integer> {
 
     @Option(names = "--layers", paramLabel = "K", description = "Keep only the first K layers (real layer shapes on small machines).")
     Integer layers;
+
+    @Option(names = "--with-tokenizer", description = "Also write the Kimi tokenizer (tiktoken.model); implied by the default and kimi-linear-48b presets.")
+    boolean withTokenizer;
 
     @Option(names = "--max-shard-gb", defaultValue = "4", paramLabel = "GB", description = "Shard size like the released checkpoint (default: ${DEFAULT-VALUE}).")
     double maxShardGb;
@@ -54,6 +57,9 @@ final class MakeModelCommand implements Callable<Integer> {
             }
             lastPercent[0] = pct;
         });
+        if (withTokenizer || (source.preset != null && Presets.usesKimiTokenizer(source.preset))) {
+            dev.kimiserve.core.tokenizer.KimiTokenizer.writeBundled(out);
+        }
         System.out.println("wrote " + out);
         return 0;
     }

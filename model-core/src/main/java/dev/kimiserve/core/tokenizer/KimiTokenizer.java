@@ -61,6 +61,17 @@ public final class KimiTokenizer {
         }
     }
 
+    /** Writes the bundled Kimi vocabulary into a model directory (tiktoken.model), making it a text model. */
+    public static void writeBundled(Path modelDir) throws IOException {
+        try (InputStream in = KimiTokenizer.class.getResourceAsStream(BUNDLED)) {
+            if (in == null) {
+                throw new IllegalStateException("bundled tokenizer resource " + BUNDLED + " is missing from the build");
+            }
+            Files.createDirectories(modelDir);
+            Files.write(modelDir.resolve(VOCAB_FILE), in.readAllBytes());
+        }
+    }
+
     /** Whether a model directory ships a tokenizer (tiktoken.model). */
     public static boolean present(Path modelDir) {
         return Files.isRegularFile(modelDir.resolve(VOCAB_FILE));

@@ -19,7 +19,13 @@ public final class Presets {
     public static final Map<String, String> DESCRIPTIONS = new TreeMap<>(Map.of(
             "tiny", "the shapes of fixtures/tiny-a: hidden 64, 4 layers (KDA,KDA,KDA,MLA), 8 experts top-2, vocab 512",
             "small", "hidden 1024, 8 layers 3:1 KDA:MLA, 16 KDA heads x 64, 8 MLA heads, kv_lora 256, 64 experts top-4 + 1 shared (256), dense layer 0 (2816), vocab 32000",
-            "kimi-linear-48b", "the real Kimi-Linear-48B-A3B shapes (27 layers, 256 experts top-8); use --layers K on small machines"));
+            "kimi-linear-48b", "the real Kimi-Linear-48B-A3B shapes (27 layers, 256 experts top-8); use --layers K on small machines",
+            "default", "the bundled default served by ./kimi up: the real Kimi vocabulary (163840) and tokenizer, hidden 256, 4 layers (KDA,KDA,KDA,MLA), 8 experts top-2"));
+
+    /** Presets whose vocabulary is the Kimi tokenizer's, so the model directory gets the tokenizer files too. */
+    public static boolean usesKimiTokenizer(String name) {
+        return name.equals("default") || name.equals("kimi-linear-48b");
+    }
 
     public static KimiLinearConfig get(String name) {
         return switch (name) {
@@ -38,6 +44,9 @@ public final class Presets {
                         new KdaConfig(32, 128, 4), new MlaConfig(32, 128, 64, 128, 512, 0, 1e-6f),
                         new MoeConfig(256, 8, 1024, 1, 1, 1, true, 2.446f, false), false, 163584, List.of(163586), 163839, 1_048_576L);
             }
+            case "default" -> new KimiLinearConfig(163840, 256, 4, pattern(4, 4), mlps(4, 1), 512, 1e-5f,
+                    new KdaConfig(4, 64, 4), new MlaConfig(4, 64, 32, 64, 128, 0, 1e-6f),
+                    new MoeConfig(8, 2, 256, 1, 1, 1, true, 2.446f, false), false, 163584, List.of(163586), 163839, 1_048_576L);
             default -> throw new IllegalArgumentException("unknown preset '" + name + "' (choose one of " + DESCRIPTIONS.keySet() + ")");
         };
     }

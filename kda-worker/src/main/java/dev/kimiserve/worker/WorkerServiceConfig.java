@@ -24,6 +24,13 @@ public interface WorkerServiceConfig {
     interface Model {
         /** Model directory in the Hugging Face layout. */
         String dir();
+
+        /** Model id clients send (read by the gateway and scheduler; accepted here so one config serves all). */
+        Optional<String> name();
+
+        /** Longest context served (read by the gateway and scheduler; accepted here so one config serves all). */
+        @WithDefault("0")
+        int maxModelLen();
     }
 
     interface Worker {

@@ -27,7 +27,9 @@ public final class PlatformLauncher implements AutoCloseable {
      * @param repositoryRoot  where the built services live (their target/ folders)
      * @param kafkaBootstrap  an existing cluster, or null to start a broker
      * @param threadsPerWorker compute threads per worker (0 = cores / workers)
-     * @param extraProperties system properties added to every service (e.g. kimi.gateway.api-keys)
+     * @param extraProperties system properties for the services: {@code kimi.gateway.*} go to the gateway only,
+     *                        {@code kimi.scheduler.*} to the scheduler only, {@code kimi.worker.*} to the workers only,
+     *                        anything else to every service
      */
     public record Options(Path repositoryRoot, Path modelDir, String modelName, int httpPort, String kafkaBootstrap,
                           int prefillWorkers, int decodeWorkers, int combinedWorkers, int threadsPerWorker, Path logDir,
@@ -82,7 +84,7 @@ public final class PlatformLauncher implements AutoCloseable {
                 bootstrap = options.kafkaBootstrap();
             }
             progress.accept("kafka: " + bootstrap);
-            Map<String, String> common = new LinkedHashMap<>(options.extraProperties());
+            Map<String, String> common = new LinkedHashMap<>();
             common.put("kimi.kafka.bootstrap", bootstrap);
             common.put("kimi.model.dir", options.modelDir().toAbsolutePath().toString());
             if (options.modelName() != null) {
@@ -90,7 +92,7 @@ public final class PlatformLauncher implements AutoCloseable {
             }
             int kvPort = freePort();
             Service kv = quarkus("kv-store", "kv-store", kvPort, Map.of(), "-Xmx1g");
-            Service scheduler = quarkus("scheduler", "scheduler-service", freePort(), common, "-Xmx512m");
+            Service scheduler = quarkus("scheduler", "scheduler-service", freePort(), propertiesFor("scheduler", common), "-Xmx512m");
             awaitReady(List.of(kv, scheduler), timeout);
             int workers = options.prefillWorkers() + options.decodeWorkers() + options.combinedWorkers();
             int threads = options.threadsPerWorker() > 0 ? options.threadsPerWorker()
@@ -100,7 +102,7 @@ public final class PlatformLauncher implements AutoCloseable {
             for (String role : new String[]{"prefill", "decode", "combined"}) {
                 int count = role.equals("prefill") ? options.prefillWorkers() : role.equals("decode") ? options.decodeWorkers() : options.combinedWorkers();
                 for (int i = 0; i < count; i++) {
-                    Map<String, String> p = new LinkedHashMap<>(common);
+                    Map<String, String> p = propertiesFor("worker", common);
                     p.put("kimi.worker.role", role);
                     p.put("kimi.worker.id", role + "-" + (++n));
                     p.put("kimi.worker.threads", Integer.toString(threads));
@@ -110,7 +112,7 @@ public final class PlatformLauncher implements AutoCloseable {
             }
             progress.accept("loading model weights in " + started.size() + " worker(s) ...");
             awaitReady(started, timeout);
-            Service gateway = quarkus("gateway", "gateway-service", options.httpPort(), common, "-Xmx768m");
+            Service gateway = quarkus("gateway", "gateway-service", options.httpPort(), propertiesFor("gateway", common), "-Xmx768m");
             awaitReady(List.of(gateway), timeout);
         } catch (IOException e) {
             close();
@@ -119,6 +121,18 @@ public final class PlatformLauncher implements AutoCloseable {
             close();
             throw e;
         }
+    }
+
+    /** The common properties plus the extra ones meant for this service (see {@link Options}). */
+    private Map<String, String> propertiesFor(String service, Map<String, String> common) {
+        Map<String, String> props = new LinkedHashMap<>(common);
+        options.extraProperties().forEach((key, value) -> {
+            boolean scoped = key.startsWith("kimi.gateway.") || key.startsWith("kimi.scheduler.") || key.startsWith("kimi.worker.");
+            if (!scoped || key.startsWith("kimi." + service + ".")) {
+                props.put(key, value);
+            }
+        });
+        return props;
     }
 
     private Service quarkus(String name, String module, int port, Map<String, String> props, String heap) {

@@ -75,6 +75,7 @@ public final class PlatformLauncher implements AutoCloseable {
             Path root = options.repositoryRoot();
             if (options.kafkaBootstrap() == null) {
                 int port = freePort();
+                deleteRecursively(options.logDir().resolve("kafka-data"));  // the scheduler keeps no state across runs: neither does the broker
                 Service kafka = spawn("kafka", List.of("-Xmx512m", "-cp", root.resolve("kafka-broker/target/kafka-broker.jar") + java.io.File.pathSeparator
                         + root.resolve("kafka-broker/target/lib/*"), "dev.kimiserve.kafka.EmbeddedKafka", "--port", Integer.toString(port),
                         "--dir", options.logDir().resolve("kafka-data").toString()), port);
@@ -120,6 +121,17 @@ public final class PlatformLauncher implements AutoCloseable {
         } catch (RuntimeException e) {
             close();
             throw e;
+        }
+    }
+
+    private static void deleteRecursively(Path dir) throws IOException {
+        if (!Files.exists(dir)) {
+            return;
+        }
+        try (var paths = Files.walk(dir)) {
+            for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
         }
     }
 

@@ -40,6 +40,10 @@ public interface SchedulerConfig {
         @WithDefault("64")
         int maxRunning();
 
+        /** Token budget: prompt plus max_tokens of the admitted requests (all choices) at most; 0 = none. */
+        @WithDefault("1048576")
+        long maxRunningTokens();
+
         /** A worker silent for this long is dead and its sequences are re-dispatched. */
         @WithDefault("3000")
         long workerTimeoutMs();

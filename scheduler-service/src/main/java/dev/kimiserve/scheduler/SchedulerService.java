@@ -35,7 +35,8 @@ public class SchedulerService {
                 ModelContext model = ModelContext.load(dir, name, config.model().maxModelLen());
                 SchedulerConfig.Scheduler s = config.scheduler();
                 SchedulerRuntime r = new SchedulerRuntime(config.kafka().bootstrap(), model,
-                        new SchedulerCore.Limits(s.maxWaiting(), s.maxRunning(), s.workerTimeoutMs(), s.requestTimeoutMs()));
+                        new SchedulerCore.Limits(s.maxWaiting(), s.maxRunning(), s.maxRunningTokens(), s.workerTimeoutMs(),
+                                s.requestTimeoutMs()));
                 r.start();
                 runtime = r;
                 registerGauges(r);

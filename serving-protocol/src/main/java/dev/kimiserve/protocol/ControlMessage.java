@@ -6,7 +6,9 @@ import java.util.List;
  * Everything on {@link Topics#CONTROL}: small typed messages that every service reads.
  * <ul>
  *   <li>{@code cancel} (requestId): free the request everywhere (client gone, deadline passed);</li>
- *   <li>{@code heartbeat} (workerId, role, capacity, running, sequences): a worker is alive and what it holds;</li>
+ *   <li>{@code heartbeat} (workerId, role, capacity, running, sequences, instance): a worker is alive and what it holds;
+ *       {@code instance} changes when a worker restarts under the same id, so the scheduler re-dispatches what the old
+ *       process held;</li>
  *   <li>{@code prefill_done} (sequenceId, workerId, stateKey, generated): the prompt state is in the kv-store, the
  *       first token(s) sent; the scheduler hands the sequence to a decode worker;</li>
  *   <li>{@code sequence_done} (sequenceId, workerId, finishReason): a choice finished;</li>
@@ -17,7 +19,7 @@ import java.util.List;
  */
 public record ControlMessage(int v, String type, String requestId, String sequenceId, String workerId, String role,
                              Integer capacity, Integer running, List<String> sequences, String stateKey, int[] generated,
-                             String finishReason, ErrorInfo error, Long sentAtMillis) implements Codec.Versioned {
+                             String finishReason, ErrorInfo error, Long sentAtMillis, String instance) implements Codec.Versioned {
     public static final String CANCEL = "cancel";
     public static final String HEARTBEAT = "heartbeat";
     public static final String PREFILL_DONE = "prefill_done";
@@ -32,26 +34,26 @@ public record ControlMessage(int v, String type, String requestId, String sequen
 
     public static ControlMessage cancel(String requestId) {
         return new ControlMessage(Codec.VERSION, CANCEL, requestId, null, null, null, null, null, null, null, null, null, null,
-                System.currentTimeMillis());
+                System.currentTimeMillis(), null);
     }
 
-    public static ControlMessage heartbeat(String workerId, String role, int capacity, int running, List<String> sequences) {
+    public static ControlMessage heartbeat(String workerId, String instance, String role, int capacity, int running, List<String> sequences) {
         return new ControlMessage(Codec.VERSION, HEARTBEAT, null, null, workerId, role, capacity, running, sequences, null, null,
-                null, null, System.currentTimeMillis());
+                null, null, System.currentTimeMillis(), instance);
     }
 
     public static ControlMessage prefillDone(String requestId, String sequenceId, String workerId, String stateKey, int[] generated) {
         return new ControlMessage(Codec.VERSION, PREFILL_DONE, requestId, sequenceId, workerId, null, null, null, null, stateKey,
-                generated, null, null, System.currentTimeMillis());
+                generated, null, null, System.currentTimeMillis(), null);
     }
 
     public static ControlMessage sequenceDone(String requestId, String sequenceId, String workerId, String finishReason) {
         return new ControlMessage(Codec.VERSION, SEQUENCE_DONE, requestId, sequenceId, workerId, null, null, null, null, null, null,
-                finishReason, null, System.currentTimeMillis());
+                finishReason, null, System.currentTimeMillis(), null);
     }
 
     public static ControlMessage sequenceFailed(String requestId, String sequenceId, String workerId, ErrorInfo error) {
         return new ControlMessage(Codec.VERSION, SEQUENCE_FAILED, requestId, sequenceId, workerId, null, null, null, null, null, null,
-                null, error, System.currentTimeMillis());
+                null, error, System.currentTimeMillis(), null);
     }
 }

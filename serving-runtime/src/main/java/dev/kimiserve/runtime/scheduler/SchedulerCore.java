@@ -31,10 +31,12 @@ public final class SchedulerCore {
     /**
      * @param maxWaiting          requests queued before admission at most; more get 429
      * @param maxRunning          sequences between prefill and the end of decode at most
+     * @param maxRunningTokens    token budget: the admitted requests' prompt plus max_tokens, summed over their choices,
+     *                            at most (0 = no budget); a request larger than the whole budget runs alone
      * @param workerTimeoutMillis a worker silent for this long is dead
      * @param requestTimeoutMillis a request not finished after this long fails (0 = never)
      */
-    public record Limits(int maxWaiting, int maxRunning, long workerTimeoutMillis, long requestTimeoutMillis) {
+    public record Limits(int maxWaiting, int maxRunning, long maxRunningTokens, long workerTimeoutMillis, long requestTimeoutMillis) {
     }
 
     /** Something the runtime must do. */
@@ -97,6 +99,7 @@ public final class SchedulerCore {
     static final class Worker {
         final String id;
         String role;
+        String instance;
         int capacity;
         long lastSeen;
         final Set<String> assigned = new LinkedHashSet<>();
@@ -171,7 +174,7 @@ public final class SchedulerCore {
     public List<Action> onControl(ControlMessage m, long now) {
         List<Action> out = new ArrayList<>();
         switch (m.type()) {
-            case ControlMessage.HEARTBEAT -> heartbeat(m, now);
+            case ControlMessage.HEARTBEAT -> heartbeat(m, now, out);
             case ControlMessage.PREFILL_DONE -> prefillDone(m);
             case ControlMessage.SEQUENCE_DONE -> sequenceDone(m.sequenceId(), out);
             case ControlMessage.SEQUENCE_FAILED -> sequenceFailed(m, out);
@@ -207,11 +210,18 @@ public final class SchedulerCore {
 
     // ---- state changes ----
 
-    private void heartbeat(ControlMessage m, long now) {
+    private void heartbeat(ControlMessage m, long now, List<Action> out) {
         if ("scheduler".equals(m.role()) || m.workerId() == null) {
             return;
         }
+        Worker known = workers.get(m.workerId());
+        if (known != null && m.instance() != null && known.instance != null && !m.instance().equals(known.instance)) {
+            workerDied(known, out);                     // restarted under the same id: what the old process held is gone
+        }
         Worker w = workers.computeIfAbsent(m.workerId(), Worker::new);
+        if (m.instance() != null) {
+            w.instance = m.instance();
+        }
         w.role = m.role();
         w.capacity = m.capacity() == null ? 1 : m.capacity();
         w.lastSeen = now;
@@ -340,7 +350,7 @@ public final class SchedulerCore {
             out.add(new SendTask(w.id, new WorkerTask(Codec.VERSION, WorkerTask.DECODE, s.req.id, s.choice, s.id, s.req.spec,
                     s.req.reply, s.stateKey, s.generated, s.attempt)));
         }
-        while (!waiting.isEmpty() && runningSequences() + waiting.peek().spec.n() <= limits.maxRunning()) {
+        while (!waiting.isEmpty() && fits(waiting.peek())) {
             Request r = waiting.poll();
             for (int c = 0; c < r.spec.n(); c++) {
                 Seq s = new Seq(r.spec.sequenceId(r.id, c), r, c);
@@ -359,6 +369,30 @@ public final class SchedulerCore {
             out.add(new SendTask(w.id, new WorkerTask(Codec.VERSION, WorkerTask.PREFILL, s.req.id, s.choice, s.id, s.req.spec,
                     s.req.reply, null, null, s.attempt)));
         }
+    }
+
+    /** Admission: the sequence limit and the token budget (an oversized request is admitted when nothing else runs). */
+    private boolean fits(Request next) {
+        if (runningSequences() + next.spec.n() > limits.maxRunning()) {
+            return false;
+        }
+        long used = runningTokens();
+        return limits.maxRunningTokens() <= 0 || used == 0 || used + tokenCost(next) <= limits.maxRunningTokens();
+    }
+
+    private static long tokenCost(Request r) {
+        return (long) r.spec.n() * (r.spec.promptTokenIds().length + r.spec.maxTokens());
+    }
+
+    /** The token budget in use: admitted requests' prompt plus max_tokens over their choices. */
+    public long runningTokens() {
+        long sum = 0;
+        for (Request r : requests.values()) {
+            if (!waiting.contains(r)) {
+                sum += tokenCost(r);
+            }
+        }
+        return sum;
     }
 
     private void assign(Seq s, Worker w, Phase phase) {

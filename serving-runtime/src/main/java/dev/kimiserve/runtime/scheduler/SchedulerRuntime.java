@@ -81,7 +81,7 @@ public final class SchedulerRuntime implements AutoCloseable {
         while (!closed) {
             try {
                 producer.send(new ProducerRecord<>(Topics.CONTROL, "scheduler", Codec.write(ControlMessage.heartbeat("scheduler",
-                        "scheduler", 0, running, null))));
+                        null, "scheduler", 0, running, null))));
                 Thread.sleep(500);
             } catch (InterruptedException e) {
                 return;

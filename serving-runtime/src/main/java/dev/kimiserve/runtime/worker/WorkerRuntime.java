@@ -63,6 +63,8 @@ public final class WorkerRuntime implements AutoCloseable {
     private final List<Thread> threads = new ArrayList<>();
     private final AtomicLong steps = new AtomicLong();
     private final AtomicLong tokensOut = new AtomicLong();
+    /** Tells this process apart from an earlier one under the same worker id. */
+    private final String instance = java.util.UUID.randomUUID().toString();
     private volatile boolean closed;
     private volatile boolean modelLoaded;
     private volatile boolean consumersAssigned;
@@ -144,11 +146,17 @@ public final class WorkerRuntime implements AutoCloseable {
 
     // ---- Kafka threads ----
 
+    /**
+     * Reads this worker's task topic from its end: tasks left there by an earlier process under the same id belong to
+     * attempts the scheduler re-dispatched when that process went silent or this one announced a new instance.
+     * Heartbeats (and so dispatch to this worker) start only once the position is fixed, so no task is missed.
+     */
     private void pollTasks() {
-        String topic = Topics.workerTasks(cfg.workerId());
-        try (KafkaConsumer<String, byte[]> c = KafkaSupport.consumer(cfg.bootstrap(), "worker-" + cfg.workerId() + "-tasks", null, "earliest")) {
-            c.assign(List.of(new TopicPartition(topic, 0)));
-            c.seekToBeginning(List.of(new TopicPartition(topic, 0)));
+        TopicPartition partition = new TopicPartition(Topics.workerTasks(cfg.workerId()), 0);
+        try (KafkaConsumer<String, byte[]> c = KafkaSupport.consumer(cfg.bootstrap(), "worker-" + cfg.workerId() + "-tasks", null, "latest")) {
+            c.assign(List.of(partition));
+            c.seekToEnd(List.of(partition));
+            c.position(partition);
             consumersAssigned = true;
             while (!closed) {
                 for (ConsumerRecord<String, byte[]> r : c.poll(KafkaSupport.POLL)) {
@@ -196,7 +204,11 @@ public final class WorkerRuntime implements AutoCloseable {
     private void heartbeats() {
         while (!closed) {
             try {
-                send(Topics.CONTROL, cfg.workerId(), ControlMessage.heartbeat(cfg.workerId(), cfg.role(), cfg.maxRunning(),
+                if (!consumersAssigned) {
+                    Thread.sleep(20);
+                    continue;
+                }
+                send(Topics.CONTROL, cfg.workerId(), ControlMessage.heartbeat(cfg.workerId(), instance, cfg.role(), cfg.maxRunning(),
                         running.size(), List.copyOf(running.keySet())));
                 Thread.sleep(cfg.heartbeatMillis());
             } catch (InterruptedException e) {
@@ -232,9 +244,23 @@ public final class WorkerRuntime implements AutoCloseable {
             } catch (InterruptedException e) {
                 return;
             } catch (RuntimeException e) {
-                LOG.log(Level.ERROR, "engine loop error", e);
+                LOG.log(Level.ERROR, "engine loop error; failing the sequences in hand", e);
+                failEverythingInHand(e);
             }
         }
+    }
+
+    /** After an unexpected engine error: fail every running sequence (the scheduler reports it) instead of retrying it. */
+    private void failEverythingInHand(RuntimeException e) {
+        ErrorInfo error = ErrorInfo.server("worker " + cfg.workerId() + " failed: " + e);
+        for (Sequence s : List.copyOf(active)) {
+            fail(s.task, error);
+        }
+        active.clear();
+        for (PrefillJob j : List.copyOf(prefills)) {
+            fail(j.task(), error);
+        }
+        prefills.clear();
     }
 
     private void accept(WorkerTask t) {
@@ -246,7 +272,10 @@ public final class WorkerRuntime implements AutoCloseable {
             return;                                                   // a duplicate of a task we already run
         }
         try {
-            if (WorkerTask.PREFILL.equals(t.type()) && cfg.prefills()) {
+            String invalid = invalidPrompt(t);
+            if (invalid != null) {
+                fail(t, new ErrorInfo(400, invalid, "invalid_request_error", "prompt", null));
+            } else if (WorkerTask.PREFILL.equals(t.type()) && cfg.prefills()) {
                 prefills.add(new PrefillJob(t, engine.newState(), new int[1]));
                 running.put(t.sequenceId(), t.attempt());
             } else if (WorkerTask.DECODE.equals(t.type()) && cfg.decodes()) {
@@ -263,6 +292,21 @@ public final class WorkerRuntime implements AutoCloseable {
         } catch (StateFormatException | KvStoreClient.KvStoreException e) {
             fail(t, new ErrorInfo(500, "cannot resume the sequence: " + e.getMessage(), "server_error", null, "state_unavailable"));
         }
+    }
+
+    /** The gateway validated the prompt against the same model; a task from elsewhere gets checked again here. */
+    private String invalidPrompt(WorkerTask t) {
+        int[] prompt = t.spec() == null ? null : t.spec().promptTokenIds();
+        if (prompt == null || prompt.length == 0) {
+            return "the task carries no prompt tokens";
+        }
+        int vocab = model.config().vocabSize();
+        for (int id : prompt) {
+            if (id < 0 || id >= vocab) {
+                return "prompt token id " + id + " is outside the model's vocabulary of " + vocab;
+            }
+        }
+        return null;
     }
 
     private void dropCancelled() {

@@ -20,10 +20,26 @@ import java.util.Map;
 final class OpenAi {
     static final ObjectMapper JSON = new ObjectMapper();
     final String base;
+    final String apiKey;
     final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
     OpenAi(String base) {
+        this(base, null);
+    }
+
+    /** A client that sends "Authorization: Bearer apiKey" (null: no header). */
+    OpenAi(String base, String apiKey) {
         this.base = base;
+        this.apiKey = apiKey;
+    }
+
+    OpenAi withKey(String key) {
+        return new OpenAi(base, key);
+    }
+
+    private HttpRequest.Builder request(String path) {
+        HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path));
+        return apiKey == null ? b : b.header("Authorization", "Bearer " + apiKey);
     }
 
     record Reply(int status, JsonNode body, Map<String, List<String>> headers) {
@@ -31,7 +47,7 @@ final class OpenAi {
 
     Reply post(String path, String json, String... headers) {
         try {
-            HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(base + path)).timeout(Duration.ofMinutes(2))
+            HttpRequest.Builder b = request(path).timeout(Duration.ofMinutes(2))
                     .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(json));
             for (int i = 0; i < headers.length; i += 2) {
                 b.header(headers[i], headers[i + 1]);
@@ -46,7 +62,7 @@ final class OpenAi {
 
     Reply get(String path) {
         try {
-            HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(base + path)).timeout(Duration.ofSeconds(30)).GET().build(),
+            HttpResponse<String> r = http.send(request(path).timeout(Duration.ofSeconds(30)).GET().build(),
                     HttpResponse.BodyHandlers.ofString());
             return new Reply(r.statusCode(), r.body().isEmpty() ? null : JSON.readTree(r.body()), r.headers().map());
         } catch (IOException | InterruptedException e) {
@@ -73,7 +89,7 @@ final class OpenAi {
     /** Posts a streaming request; {@code onChunk} sees each chunk as it arrives (return false to disconnect). */
     Stream stream(String path, String json, java.util.function.Predicate<JsonNode> onChunk) {
         try {
-            HttpResponse<InputStream> r = http.send(HttpRequest.newBuilder(URI.create(base + path)).timeout(Duration.ofMinutes(3))
+            HttpResponse<InputStream> r = http.send(request(path).timeout(Duration.ofMinutes(3))
                     .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(json)).build(),
                     HttpResponse.BodyHandlers.ofInputStream());
             List<JsonNode> chunks = new ArrayList<>();

@@ -15,7 +15,7 @@ import picocli.CommandLine.Option;
 
 /** {@code kimi up}: the whole platform on this machine, each service its own process. */
 @Command(name = "up", mixinStandardHelpOptions = true, description = "Start the platform (Kafka, kv-store, scheduler, workers, gateway).")
-final class UpCommand implements Callable<Integer> {
+public final class UpCommand implements Callable<Integer> {
     @Option(names = "--model", paramLabel = "DIR", description = "Model directory (Hugging Face layout). Default: the bundled default model, made on first use.")
     Path model;
 
@@ -98,15 +98,32 @@ final class UpCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The bundled default model: random weights, the real Kimi tokenizer, small shapes; made once. */
-    static Path ensureDefaultModel(Path dir) throws Exception {
+    /**
+     * The bundled default model: random weights, the real Kimi tokenizer, small shapes; made once, in a side folder
+     * renamed into place when complete, so that an interrupted first run never leaves a half-written model behind.
+     */
+    public static synchronized Path ensureDefaultModel(Path dir) throws Exception {
         if (Files.isRegularFile(dir.resolve("config.json")) && Files.isRegularFile(dir.resolve("model.safetensors"))
                 && KimiTokenizer.present(dir)) {
             return dir;
         }
         System.err.println("kimi up: making the bundled default model in " + dir + " (first use) ...");
-        RandomCheckpoint.write(Presets.get("default"), dir, 0, Long.MAX_VALUE, null);
-        KimiTokenizer.writeBundled(dir);
+        Path partial = dir.resolveSibling(dir.getFileName() + ".partial");
+        deleteTree(partial);
+        deleteTree(dir);
+        RandomCheckpoint.write(Presets.get("default"), partial, 0, Long.MAX_VALUE, null);
+        KimiTokenizer.writeBundled(partial);
+        Files.move(partial, dir, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         return dir;
+    }
+
+    private static void deleteTree(Path dir) throws java.io.IOException {
+        if (Files.exists(dir)) {
+            try (var paths = Files.walk(dir)) {
+                for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                    Files.delete(p);
+                }
+            }
+        }
     }
 }

@@ -221,7 +221,8 @@ public final class KdaCore {
     private static void decayedRow(float[] src, int so, float[] cum, int xa, int xb, int unused, float[] dst, int d0, int n) {
         int i = 0;
         for (; i <= n - L; i += L) {
-            FloatVector e = FloatVector.fromArray(F, cum, xa + i).sub(FloatVector.fromArray(F, cum, xb + i)).lanewise(VectorOperators.EXP);
+            FloatVector e = FloatVector.fromArray(F, cum, xa + i).sub(FloatVector.fromArray(F, cum, xb + i));
+            e = VecMath.exp(e);
             FloatVector.fromArray(F, src, so + i).mul(e).intoArray(dst, d0 + i);
         }
         for (; i < n; i++) {
@@ -237,13 +238,14 @@ public final class KdaCore {
         FloatVector accK = FloatVector.zero(F);
         int d = 0;
         for (; d <= kd - L; d += L) {
-            FloatVector e = FloatVector.fromArray(F, sc.cum, rb + d).sub(FloatVector.fromArray(F, sc.cum, jb + d)).lanewise(VectorOperators.EXP);
+            FloatVector e = FloatVector.fromArray(F, sc.cum, rb + d).sub(FloatVector.fromArray(F, sc.cum, jb + d));
+            e = VecMath.exp(e);
             FloatVector decayedK = e.mul(FloatVector.fromArray(F, sc.k, jb + d));
             accQ = decayedK.fma(FloatVector.fromArray(F, sc.q, rb + d), accQ);
             accK = decayedK.fma(FloatVector.fromArray(F, sc.k, rb + d), accK);
         }
-        float q = accQ.reduceLanes(VectorOperators.ADD);
-        float kk = accK.reduceLanes(VectorOperators.ADD);
+        float q = VecMath.sum(accQ);
+        float kk = VecMath.sum(accK);
         for (; d < kd; d++) {
             float dk = (float) Math.exp(sc.cum[rb + d] - sc.cum[jb + d]) * sc.k[jb + d];
             q += sc.q[rb + d] * dk;
@@ -336,7 +338,7 @@ public final class KdaCore {
     private static void expInto(float[] src, int so, int n, float[] dst, int d0) {
         int i = 0;
         for (; i <= n - L; i += L) {
-            FloatVector.fromArray(F, src, so + i).lanewise(VectorOperators.EXP).intoArray(dst, d0 + i);
+            VecMath.exp(FloatVector.fromArray(F, src, so + i)).intoArray(dst, d0 + i);
         }
         for (; i < n; i++) {
             dst[d0 + i] = (float) Math.exp(src[so + i]);

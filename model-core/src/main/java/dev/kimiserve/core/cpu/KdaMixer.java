@@ -177,8 +177,7 @@ final class KdaMixer {
                     FloatVector x = src >= 0 ? FloatVector.fromArray(F, in, (seg.start() + src) * ch + c) : windowVector(window, c, w, w + src);
                     acc = FloatVector.fromArray(F, taps, jj * ch + c).fma(x, acc);
                 }
-                FloatVector one = FloatVector.broadcast(F, 1f);
-                acc.div(one.add(acc.neg().lanewise(jdk.incubator.vector.VectorOperators.EXP))).intoArray(out, row + c);
+                acc.mul(VecMath.sigmoid(acc)).intoArray(out, row + c);
             }
             for (; c < c1; c++) {
                 float acc = taps[w * ch + c] * in[row + c];

@@ -54,10 +54,16 @@ final class MatmulKernels {
                 a3 = fmaRow(w3, r3, k, xe, xd, a3);
             }
         }
-        out[0] = a0.reduceLanes(VectorOperators.ADD) + tail(w0, r0, x, xo, full);
-        out[1] = a1.reduceLanes(VectorOperators.ADD) + tail(w1, r1, x, xo, full);
-        out[2] = a2.reduceLanes(VectorOperators.ADD) + tail(w2, r2, x, xo, full);
-        out[3] = a3.reduceLanes(VectorOperators.ADD) + tail(w3, r3, x, xo, full);
+        float[] acc = ACCUMULATORS.get();
+        a0.intoArray(acc, 0);
+        a1.intoArray(acc, L);
+        a2.intoArray(acc, 2 * L);
+        a3.intoArray(acc, 3 * L);
+        sumLanes(acc, 4, out);
+        out[0] += tail(w0, r0, x, xo, full);
+        out[1] += tail(w1, r1, x, xo, full);
+        out[2] += tail(w2, r2, x, xo, full);
+        out[3] += tail(w3, r3, x, xo, full);
     }
 
     /**
@@ -118,22 +124,24 @@ final class MatmulKernels {
             c23 = o2.fma(xd, e2.fma(xe, c23));
             c33 = o3.fma(xd, e3.fma(xe, c33));
         }
-        out[0] = c00.reduceLanes(VectorOperators.ADD);
-        out[1] = c01.reduceLanes(VectorOperators.ADD);
-        out[2] = c02.reduceLanes(VectorOperators.ADD);
-        out[3] = c03.reduceLanes(VectorOperators.ADD);
-        out[4] = c10.reduceLanes(VectorOperators.ADD);
-        out[5] = c11.reduceLanes(VectorOperators.ADD);
-        out[6] = c12.reduceLanes(VectorOperators.ADD);
-        out[7] = c13.reduceLanes(VectorOperators.ADD);
-        out[8] = c20.reduceLanes(VectorOperators.ADD);
-        out[9] = c21.reduceLanes(VectorOperators.ADD);
-        out[10] = c22.reduceLanes(VectorOperators.ADD);
-        out[11] = c23.reduceLanes(VectorOperators.ADD);
-        out[12] = c30.reduceLanes(VectorOperators.ADD);
-        out[13] = c31.reduceLanes(VectorOperators.ADD);
-        out[14] = c32.reduceLanes(VectorOperators.ADD);
-        out[15] = c33.reduceLanes(VectorOperators.ADD);
+        float[] acc = ACCUMULATORS.get();
+        c00.intoArray(acc, 0);
+        c01.intoArray(acc, L);
+        c02.intoArray(acc, 2 * L);
+        c03.intoArray(acc, 3 * L);
+        c10.intoArray(acc, 4 * L);
+        c11.intoArray(acc, 5 * L);
+        c12.intoArray(acc, 6 * L);
+        c13.intoArray(acc, 7 * L);
+        c20.intoArray(acc, 8 * L);
+        c21.intoArray(acc, 9 * L);
+        c22.intoArray(acc, 10 * L);
+        c23.intoArray(acc, 11 * L);
+        c30.intoArray(acc, 12 * L);
+        c31.intoArray(acc, 13 * L);
+        c32.intoArray(acc, 14 * L);
+        c33.intoArray(acc, 15 * L);
+        sumLanes(acc, 16, out);
         if (full != cols) {
             for (int j = 0; j < 4; j++) {
                 int xj = xo + j * xStride;
@@ -142,6 +150,20 @@ final class MatmulKernels {
                 out[8 + j] += tailSum(w2, r2, x, xj, full);
                 out[12 + j] += tailSum(w3, r3, x, xj, full);
             }
+        }
+    }
+
+    /** Per-thread room for a micro-kernel's accumulator vectors, one after another. */
+    private static final ThreadLocal<float[]> ACCUMULATORS = ThreadLocal.withInitial(() -> new float[16 * L]);
+
+    /**
+     * out[j] = the lane sum of the j-th vector stored in acc, for j < count. The kernels store their accumulators and
+     * reduce them here, in one small loop, rather than inlining sixteen reductions into their own bodies, which C2
+     * then declines to compile well.
+     */
+    private static void sumLanes(float[] acc, int count, float[] out) {
+        for (int j = 0; j < count; j++) {
+            out[j] = VecMath.sum(FloatVector.fromArray(F, acc, j * L));
         }
     }
 
@@ -170,7 +192,7 @@ final class MatmulKernels {
                 a = fmaRow(w, r, k, FloatVector.fromArray(F, x, xo + k), FloatVector.fromArray(F, x, xo + k + L), a);
             }
         }
-        return a.reduceLanes(VectorOperators.ADD) + tail(w, r, x, xo, full);
+        return VecMath.sum(a) + tail(w, r, x, xo, full);
     }
 
     /** acc (paired order, length cols) += alpha * W[r]: the building block of W^T x. */

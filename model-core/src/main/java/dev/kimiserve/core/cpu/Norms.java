@@ -33,10 +33,9 @@ final class Norms {
     static void gatedRmsNorm(float[] o, int oo, int n, float[] w, float eps, float[] gate, int go) {
         float inv = (float) (1.0 / Math.sqrt(Vec.sumSquares(o, oo, n) / n + eps));
         FloatVector s = FloatVector.broadcast(F, inv);
-        FloatVector one = FloatVector.broadcast(F, 1f);
         int i = 0;
         for (; i <= n - L; i += L) {
-            FloatVector sig = one.div(one.add(FloatVector.fromArray(F, gate, go + i).neg().lanewise(VectorOperators.EXP)));
+            FloatVector sig = VecMath.sigmoid(FloatVector.fromArray(F, gate, go + i));
             FloatVector.fromArray(F, o, oo + i).mul(s).mul(FloatVector.fromArray(F, w, i)).mul(sig).intoArray(o, oo + i);
         }
         for (; i < n; i++) {
@@ -46,10 +45,9 @@ final class Norms {
 
     /** x = sigmoid(x) over n elements. */
     static void sigmoidInPlace(float[] x, int off, int n) {
-        FloatVector one = FloatVector.broadcast(F, 1f);
         int i = 0;
         for (; i <= n - L; i += L) {
-            one.div(one.add(FloatVector.fromArray(F, x, off + i).neg().lanewise(VectorOperators.EXP))).intoArray(x, off + i);
+            VecMath.sigmoid(FloatVector.fromArray(F, x, off + i)).intoArray(x, off + i);
         }
         for (; i < n; i++) {
             x[off + i] = Functions.sigmoid(x[off + i]);
@@ -62,9 +60,7 @@ final class Norms {
         int i = 0;
         for (; i <= n - L; i += L) {
             FloatVector z = FloatVector.fromArray(F, g, off + i).add(FloatVector.fromArray(F, bias, bo + i));
-            FloatVector sp = z.lanewise(VectorOperators.EXP).lanewise(VectorOperators.LOG1P);
-            sp = sp.blend(z, z.compare(VectorOperators.GT, 20f));
-            sp.mul(r).intoArray(g, off + i);
+            VecMath.softplus(z).mul(r).intoArray(g, off + i);
         }
         for (; i < n; i++) {
             g[off + i] = rate * Functions.softplus(g[off + i] + bias[bo + i]);

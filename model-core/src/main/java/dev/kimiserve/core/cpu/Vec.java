@@ -85,7 +85,7 @@ public final class Vec {
             FloatVector v = FloatVector.fromArray(F, x, off + i);
             acc = v.fma(v, acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = VecMath.sum(acc);
         for (; i < n; i++) {
             s += x[off + i] * x[off + i];
         }
@@ -99,7 +99,7 @@ public final class Vec {
         for (; i <= n - L; i += L) {
             acc = FloatVector.fromArray(F, a, ao + i).fma(FloatVector.fromArray(F, b, bo + i), acc);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = VecMath.sum(acc);
         for (; i < n; i++) {
             s += a[ao + i] * b[bo + i];
         }

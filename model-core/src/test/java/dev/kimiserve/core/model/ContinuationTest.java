@@ -99,7 +99,13 @@ class ContinuationTest {
             engine.decode(tokens, batched, logits);
             for (int b = 0; b < tokens.length; b++) {
                 float[] single = engine.decode(tokens[b], alone[b]);
-                assertRelRms(backend + " sequence " + b + " step " + step, single, Arrays.copyOfRange(logits, b * vocab, (b + 1) * vocab), 1e-6);
+                float[] inBatch = Arrays.copyOfRange(logits, b * vocab, (b + 1) * vocab);
+                if (backend.equals("cpu")) {
+                    // exact: a sequence re-run in another batch after a worker failure must reproduce its tokens
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(single, inBatch, "cpu sequence " + b + " step " + step);
+                } else {
+                    assertRelRms(backend + " sequence " + b + " step " + step, single, inBatch, 1e-6);
+                }
             }
         }
     }

@@ -48,6 +48,10 @@ public interface SchedulerConfig {
         @WithDefault("3000")
         long workerTimeoutMs();
 
+        /** Requests waiting for a pool (prefill or decode) with no live worker fail with 503 after this long. */
+        @WithDefault("10000")
+        long noWorkerGraceMs();
+
         /** A request not finished after this long fails with 504 (0 = never). */
         @WithDefault("600000")
         long requestTimeoutMs();

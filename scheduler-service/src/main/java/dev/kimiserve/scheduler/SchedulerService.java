@@ -36,7 +36,7 @@ public class SchedulerService {
                 SchedulerConfig.Scheduler s = config.scheduler();
                 SchedulerRuntime r = new SchedulerRuntime(config.kafka().bootstrap(), model,
                         new SchedulerCore.Limits(s.maxWaiting(), s.maxRunning(), s.maxRunningTokens(), s.workerTimeoutMs(),
-                                s.requestTimeoutMs()));
+                                s.requestTimeoutMs(), s.noWorkerGraceMs()));
                 r.start();
                 runtime = r;
                 registerGauges(r);

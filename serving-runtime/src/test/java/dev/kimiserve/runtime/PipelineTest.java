@@ -45,7 +45,7 @@ class PipelineTest {
     static void start() {
         kafka = EmbeddedKafka.start(0, null);
         model = ModelContext.load(SharedFixtures.tinyA(), "tiny-a", 4096);
-        scheduler = new SchedulerRuntime(kafka.bootstrapServers(), model, new SchedulerCore.Limits(64, 64, 0, 3000, 60_000));
+        scheduler = new SchedulerRuntime(kafka.bootstrapServers(), model, new SchedulerCore.Limits(64, 64, 0, 3000, 60_000, 10_000));
         scheduler.start();
         prefill = new WorkerRuntime(new WorkerConfig("p1", "prefill", SharedFixtures.tinyA(), kafka.bootstrapServers(), "", 1, 8, 64, 200), kv);
         decode = new WorkerRuntime(new WorkerConfig("d1", "decode", SharedFixtures.tinyA(), kafka.bootstrapServers(), "", 1, 8, 64, 200), kv);

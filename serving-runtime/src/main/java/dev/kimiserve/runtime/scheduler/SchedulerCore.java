@@ -35,8 +35,11 @@ public final class SchedulerCore {
      *                            at most (0 = no budget); a request larger than the whole budget runs alone
      * @param workerTimeoutMillis a worker silent for this long is dead
      * @param requestTimeoutMillis a request not finished after this long fails (0 = never)
+     * @param noWorkerGraceMillis requests that need a pool with no live worker fail with 503 once it has been empty
+     *                            this long (time for a restarted worker to come back)
      */
-    public record Limits(int maxWaiting, int maxRunning, long maxRunningTokens, long workerTimeoutMillis, long requestTimeoutMillis) {
+    public record Limits(int maxWaiting, int maxRunning, long maxRunningTokens, long workerTimeoutMillis, long requestTimeoutMillis,
+                         long noWorkerGraceMillis) {
     }
 
     /** Something the runtime must do. */
@@ -135,6 +138,8 @@ public final class SchedulerCore {
             return size() > 200_000;
         }
     });
+    private long noPrefillWorkerSince = -1;
+    private long noDecodeWorkerSince = -1;
     private long arrivals;
     private long redispatches;
 
@@ -204,8 +209,33 @@ public final class SchedulerCore {
                 }
             }
         }
+        failStranded(now, out);
         dispatch(now, out);
         return out;
+    }
+
+    /** Fails with 503 what waits for a pool that has had no live worker for the grace period. */
+    private void failStranded(long now, List<Action> out) {
+        noPrefillWorkerSince = hasWorker("prefill") ? -1 : noPrefillWorkerSince < 0 ? now : noPrefillWorkerSince;
+        noDecodeWorkerSince = hasWorker("decode") ? -1 : noDecodeWorkerSince < 0 ? now : noDecodeWorkerSince;
+        boolean noPrefill = noPrefillWorkerSince >= 0 && now - noPrefillWorkerSince >= limits.noWorkerGraceMillis();
+        boolean noDecode = noDecodeWorkerSince >= 0 && now - noDecodeWorkerSince >= limits.noWorkerGraceMillis();
+        if (!noPrefill && !noDecode) {
+            return;
+        }
+        Set<Request> stranded = new LinkedHashSet<>();
+        if (noPrefill) {
+            stranded.addAll(waiting);
+            prefillQueue.forEach(s -> stranded.add(s.req));
+        }
+        if (noDecode) {
+            handoff.forEach(s -> stranded.add(s.req));
+        }
+        for (Request r : stranded) {
+            String pool = noPrefill ? "prefill" : "decode";
+            fail(r.id, r.reply, ErrorInfo.unavailable("No " + pool + " worker is alive to serve the request."), out);
+            cancel(r.id, out, true);
+        }
     }
 
     // ---- state changes ----

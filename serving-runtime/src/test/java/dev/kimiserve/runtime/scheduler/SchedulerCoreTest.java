@@ -44,7 +44,7 @@ class SchedulerCoreTest {
         return core;
     }
 
-    static final SchedulerCore.Limits ROOMY = new SchedulerCore.Limits(8, 8, 0, 3000, 60_000);
+    static final SchedulerCore.Limits ROOMY = new SchedulerCore.Limits(8, 8, 0, 3000, 60_000, 10_000);
 
     @Test
     void prefillGoesToThePrefillPoolThenTheSequenceIsHandedToTheDecodePool() {
@@ -78,7 +78,7 @@ class SchedulerCoreTest {
 
     @Test
     void aFullQueueIsRefusedWith429AndHigherPriorityGoesFirst() {
-        SchedulerCore core = withWorkers(new SchedulerCore.Limits(2, 1, 0, 3000, 60_000));
+        SchedulerCore core = withWorkers(new SchedulerCore.Limits(2, 1, 0, 3000, 60_000, 10_000));
         core.onRequest("running", spec(5, 10, 1, 0), 1, T0);
         core.onRequest("late", spec(5, 10, 1, 5), 1, T0 + 1);
         core.onRequest("urgent", spec(5, 10, 1, -1), 1, T0 + 2);
@@ -94,7 +94,7 @@ class SchedulerCoreTest {
 
     @Test
     void theTokenBudgetHoldsRequestsBackButNeverStarvesABigOne() {
-        SchedulerCore core = withWorkers(new SchedulerCore.Limits(8, 8, 100, 3000, 60_000));
+        SchedulerCore core = withWorkers(new SchedulerCore.Limits(8, 8, 100, 3000, 60_000, 10_000));
         assertEquals(1, tasks(core.onRequest("a", spec(30, 30, 1, 0), 1, T0)).size());        // 60 of 100
         assertEquals(0, tasks(core.onRequest("b", spec(30, 30, 1, 0), 1, T0 + 1)).size());    // 120 > 100: waits
         assertEquals(60, core.runningTokens());
@@ -150,8 +150,23 @@ class SchedulerCoreTest {
     }
 
     @Test
+    void requestsForAnEmptyPoolFailWith503AfterTheGracePeriod() {
+        SchedulerCore core = withWorkers(ROOMY);
+        core.onRequest("r1", spec(5, 10, 1, 0), 1, T0);
+        core.onControl(ControlMessage.prefillDone("r1", "r1/0", "p1", "k", new int[]{1}), T0 + 1);
+        core.onControl(heartbeat("p1", "a", "prefill", 4), T0 + 2900);
+        assertEquals(List.of(), errors(core.tick(T0 + 3100)), "d1 is declared dead; a replacement may still come");
+        assertEquals(List.of(), errors(core.tick(T0 + 3100 + 9_000)));
+        core.onControl(heartbeat("p1", "a", "prefill", 4), T0 + 3100 + 9_500);
+        List<SendEvent> failed = errors(core.tick(T0 + 3100 + 10_000));
+        assertEquals(1, failed.size());
+        assertEquals(503, failed.get(0).event().error().status());
+        assertEquals(0, core.runningSequences());
+    }
+
+    @Test
     void aRequestPastItsTimeoutFailsWith504AndIsCancelledEverywhere() {
-        SchedulerCore core = withWorkers(new SchedulerCore.Limits(8, 8, 0, 1_000_000, 5000));
+        SchedulerCore core = withWorkers(new SchedulerCore.Limits(8, 8, 0, 1_000_000, 5000, 10_000));
         core.onRequest("r1", spec(5, 10, 1, 0), 1, T0);
         List<Action> late = core.tick(T0 + 6000);
         assertEquals(504, errors(late).get(0).event().error().status());

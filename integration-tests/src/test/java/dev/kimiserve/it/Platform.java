@@ -5,6 +5,8 @@ import dev.kimiserve.core.testing.SharedFixtures;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Map;
+import org.testcontainers.DockerClientFactory;
+import org.testcontainers.kafka.KafkaContainer;
 
 /** A running platform for one test class: every service its own process, as ./kimi up starts them. */
 final class Platform implements AutoCloseable {
@@ -18,15 +20,31 @@ final class Platform implements AutoCloseable {
         this.model = model;
     }
 
+    private static KafkaContainer container;
+
     /**
-     * @param kafkaBootstrap an existing broker (KAFKA_BOOTSTRAP) or null to start one
+     * The Kafka the platform uses: an existing cluster named by KAFKA_BOOTSTRAP; else, where a Docker engine runs, one
+     * Testcontainers broker shared by the test classes; else null, and the launcher starts its KRaft broker process
+     * (what ./kimi up does).
      */
+    static synchronized String kafka() {
+        String external = System.getenv("KAFKA_BOOTSTRAP");
+        if (external != null && !external.isBlank()) {
+            return external;
+        }
+        if (container == null && DockerClientFactory.instance().isDockerAvailable()) {
+            container = new KafkaContainer("apache/kafka:4.1.2");
+            container.start();
+            Runtime.getRuntime().addShutdownHook(new Thread(container::stop));
+        }
+        return container == null ? null : container.getBootstrapServers();
+    }
+
     static Platform start(String name, Path modelDir, String modelName, int prefill, int decode, int combined, Map<String, String> props) {
         Path root = SharedFixtures.repositoryRoot();
         Path logs = root.resolve("integration-tests/target/platform-logs").resolve(name);
-        String external = System.getenv("KAFKA_BOOTSTRAP");
         PlatformLauncher l = new PlatformLauncher(new PlatformLauncher.Options(root, modelDir, modelName, freePort(),
-                external == null || external.isBlank() ? null : external, prefill, decode, combined, 1, logs, props),
+                kafka(), prefill, decode, combined, 1, logs, props),
                 line -> System.out.println("[" + name + "] " + line));
         try {
             l.start(Duration.ofMinutes(3));

@@ -190,9 +190,7 @@ public final class GatewayRuntime implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
-        for (Thread t : threads) {
-            t.interrupt();
-        }
+        KafkaSupport.stopThreads(threads, java.time.Duration.ofSeconds(3));
         if (producer != null) {
             producer.close(java.time.Duration.ofSeconds(2));
         }

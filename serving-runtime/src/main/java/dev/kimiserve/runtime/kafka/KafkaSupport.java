@@ -106,4 +106,26 @@ public final class KafkaSupport {
     }
 
     public static final Duration POLL = Duration.ofMillis(20);
+
+    /**
+     * Stops a service's loop threads after its closed flag is set: each gets the grace period to see the flag and close
+     * its consumer itself (an interrupt inside poll or close makes the Kafka client log errors and skip its cleanup);
+     * threads still running after that are interrupted.
+     */
+    public static void stopThreads(java.util.List<Thread> threads, Duration grace) {
+        long deadline = System.nanoTime() + grace.toNanos();
+        for (Thread t : threads) {
+            try {
+                t.join(Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+        }
+        for (Thread t : threads) {
+            if (t.isAlive()) {
+                t.interrupt();
+            }
+        }
+    }
 }

@@ -307,16 +307,7 @@ public final class SchedulerRuntime implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
-        for (Thread t : threads) {
-            t.interrupt();
-        }
-        for (Thread t : threads) {
-            try {
-                t.join(2000);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
+        KafkaSupport.stopThreads(threads, java.time.Duration.ofSeconds(3));
         if (producer != null) {
             producer.close(java.time.Duration.ofSeconds(2));
         }

@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** Entry point of {@code ./kimi}. Each subcommand is its own class. */
 @Command(name = "kimi", mixinStandardHelpOptions = true, version = "kimi-serve 0.1.0",
         description = "kimi-serve: serve and run Kimi Linear models.",
-        subcommands = {UpCommand.class, LogitsCommand.class, GenerateCommand.class, TokenizeCommand.class, DetokenizeCommand.class, BenchCommand.class, BenchTokenizerCommand.class, BenchKernelsCommand.class, MakeModelCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {UpCommand.class, LogitsCommand.class, GenerateCommand.class, TokenizeCommand.class, DetokenizeCommand.class, BenchCommand.class, BenchTokenizerCommand.class, BenchKernelsCommand.class, BenchServingCommand.class, MakeModelCommand.class, CommandLine.HelpCommand.class})
 public final class KimiCli {
     public static void main(String[] args) {
         if (System.getProperty("java.util.logging.SimpleFormatter.format") == null) {

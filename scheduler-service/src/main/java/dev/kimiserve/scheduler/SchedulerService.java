@@ -50,6 +50,10 @@ public class SchedulerService {
     }
 
     private void registerGauges(SchedulerRuntime r) {
+        io.micrometer.core.instrument.Timer queueTime = io.micrometer.core.instrument.Timer.builder("vllm:request_queue_time_seconds")
+                .description("Time a request waited for admission").publishPercentileHistogram()
+                .minimumExpectedValue(java.time.Duration.ofMillis(1)).maximumExpectedValue(java.time.Duration.ofMinutes(10)).register(metrics);
+        r.onQueueTime(millis -> queueTime.record(millis, java.util.concurrent.TimeUnit.MILLISECONDS));
         Gauge.builder("vllm:num_requests_waiting", r, SchedulerRuntime::waitingRequests).description("Requests waiting for admission").register(metrics);
         Gauge.builder("vllm:num_requests_running", r, SchedulerRuntime::runningRequests).description("Requests admitted and not finished").register(metrics);
         Gauge.builder("vllm:kv_cache_usage_perc", r, SchedulerRuntime::slotUsage)

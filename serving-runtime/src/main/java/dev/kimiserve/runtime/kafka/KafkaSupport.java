@@ -56,7 +56,7 @@ public final class KafkaSupport {
             p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, false);
         }
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, autoOffsetReset);
-        p.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 5);
+        p.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, 500);           // the broker answers as soon as a record arrives
         p.put(ConsumerConfig.FETCH_MIN_BYTES_CONFIG, 1);
         p.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, 500);
         p.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, 10_000);
@@ -105,7 +105,7 @@ public final class KafkaSupport {
         }
     }
 
-    public static final Duration POLL = Duration.ofMillis(20);
+    public static final Duration POLL = Duration.ofMillis(100);
 
     /**
      * Stops a service's loop threads after its closed flag is set: each gets the grace period to see the flag and close

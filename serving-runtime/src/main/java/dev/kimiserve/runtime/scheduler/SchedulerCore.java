@@ -43,7 +43,11 @@ public final class SchedulerCore {
     }
 
     /** Something the runtime must do. */
-    public sealed interface Action permits SendTask, SendEvent, Broadcast, Finished {
+    public sealed interface Action permits SendTask, SendEvent, Broadcast, Finished, Admitted {
+    }
+
+    /** A request left the waiting queue after {@code queuedMillis} (the vllm:request_queue_time_seconds metric). */
+    public record Admitted(String requestId, long queuedMillis) implements Action {
     }
 
     /** Send a task to a worker's topic. */
@@ -382,6 +386,7 @@ public final class SchedulerCore {
         }
         while (!waiting.isEmpty() && fits(waiting.peek())) {
             Request r = waiting.poll();
+            out.add(new Admitted(r.id, now - r.arrival));
             for (int c = 0; c < r.spec.n(); c++) {
                 Seq s = new Seq(r.spec.sequenceId(r.id, c), r, c);
                 sequences.put(s.id, s);

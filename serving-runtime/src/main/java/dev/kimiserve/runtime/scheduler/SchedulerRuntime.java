@@ -258,8 +258,17 @@ public final class SchedulerRuntime implements AutoCloseable {
                         Codec.write(b.message())));
                 case SchedulerCore.Finished f -> {
                 }
+                case SchedulerCore.Admitted admitted -> queueTimeListener.accept(admitted.queuedMillis());
             }
         }
+    }
+
+    private volatile java.util.function.LongConsumer queueTimeListener = millis -> {
+    };
+
+    /** Told how long each request waited for admission, in milliseconds. */
+    public void onQueueTime(java.util.function.LongConsumer listener) {
+        this.queueTimeListener = listener;
     }
 
     // ---- gauges for metrics and health ----

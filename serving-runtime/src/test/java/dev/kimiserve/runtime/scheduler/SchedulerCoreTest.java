@@ -49,7 +49,9 @@ class SchedulerCoreTest {
     @Test
     void prefillGoesToThePrefillPoolThenTheSequenceIsHandedToTheDecodePool() {
         SchedulerCore core = withWorkers(ROOMY);
-        List<SendTask> sent = tasks(core.onRequest("r1", spec(5, 10, 1, 0), 3, T0));
+        List<Action> first = core.onRequest("r1", spec(5, 10, 1, 0), 3, T0);
+        assertTrue(first.contains(new SchedulerCore.Admitted("r1", 0)), "admitted at once: no queue time");
+        List<SendTask> sent = tasks(first);
         assertEquals(1, sent.size());
         assertEquals("p1", sent.get(0).workerId());
         assertEquals(WorkerTask.PREFILL, sent.get(0).task().type());
@@ -88,8 +90,9 @@ class SchedulerCoreTest {
         assertEquals(2, core.waitingRequests());
 
         core.onControl(ControlMessage.prefillDone("running", "running/0", "p1", "k", new int[]{1}), T0 + 4);
-        List<SendTask> next = tasks(core.onControl(ControlMessage.sequenceDone("running", "running/0", "d1", "stop"), T0 + 5));
-        assertEquals("urgent", next.get(0).task().requestId(), "lower priority value is served first, as in vLLM");
+        List<Action> after = core.onControl(ControlMessage.sequenceDone("running", "running/0", "d1", "stop"), T0 + 5);
+        assertEquals("urgent", tasks(after).get(0).task().requestId(), "lower priority value is served first, as in vLLM");
+        assertTrue(after.contains(new SchedulerCore.Admitted("urgent", 3)), "queued from T0+2 to T0+5: " + after);
     }
 
     @Test

@@ -2,6 +2,8 @@ package dev.kimiserve.cli;
 
 import dev.kimiserve.core.cpu.KernelBench;
 import dev.kimiserve.core.model.Backends;
+import dev.kimiserve.cuda.CudaDevice;
+import dev.kimiserve.cuda.CudaKernelBench;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -18,10 +20,19 @@ final class BenchKernelsCommand implements Callable<Integer> {
     @Option(names = "--repeat", defaultValue = "15", paramLabel = "R", description = "Timed runs per shape; the median is printed.")
     int repeat;
 
+    @Option(names = "--device", defaultValue = "0", paramLabel = "N", description = "GPU ordinal for --backend cuda (default: ${DEFAULT-VALUE}).")
+    int deviceOrdinal;
+
     @Override
     public Integer call() {
+        if (backend.equals("cuda")) {
+            try (CudaDevice device = CudaDevice.open(deviceOrdinal); CudaKernelBench bench = new CudaKernelBench(device, repeat, System.out::println)) {
+                bench.runAll();
+            }
+            return 0;
+        }
         if (!backend.equals("cpu")) {
-            throw new IllegalArgumentException("backend '" + backend + "' has no kernel benchmarks in this build (cpu only)");
+            throw new IllegalArgumentException("unknown backend '" + backend + "' (cpu or cuda)");
         }
         KernelBench bench = new KernelBench(threads != null ? threads : Backends.defaultThreads(), repeat, System.out::println);
         try {

@@ -1,0 +1,136 @@
+package dev.kimiserve.cuda;
+
+import static jcuda.driver.JCudaDriver.cuEventCreate;
+import static jcuda.driver.JCudaDriver.cuEventDestroy;
+import static jcuda.driver.JCudaDriver.cuEventElapsedTime;
+import static jcuda.driver.JCudaDriver.cuEventRecord;
+import static jcuda.driver.JCudaDriver.cuEventSynchronize;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.function.Consumer;
+import jcuda.driver.CUevent;
+import jcuda.driver.CUevent_flags;
+
+/**
+ * Kernel micro-benchmarks of the cuda backend ({@code kimi bench-kernels --backend cuda}): one JSON line per kernel and
+ * shape, timed with device events around each launch after the L2 cache was flushed (a 256 MiB write, as
+ * triton's do_bench does), median of the repeats. The device-to-device copy ceiling is measured in the same run.
+ */
+public final class CudaKernelBench implements AutoCloseable {
+    private static final long FLUSH_BYTES = 256L << 20;
+    private final CudaDevice device;
+    private final CudaModule kda;
+    private final int repeats;
+    private final Consumer<String> out;
+    private final DeviceBuffer flush;
+    private final CUevent start = new CUevent();
+    private final CUevent stop = new CUevent();
+
+    public CudaKernelBench(CudaDevice device, int repeats, Consumer<String> out) {
+        this.device = device;
+        this.repeats = repeats;
+        this.out = out;
+        this.kda = new CudaModule(device, "kda_decode");
+        this.flush = DeviceBuffer.allocate(device, FLUSH_BYTES);
+        device.makeCurrent();
+        cuEventCreate(start, CUevent_flags.CU_EVENT_DEFAULT);
+        cuEventCreate(stop, CUevent_flags.CU_EVENT_DEFAULT);
+    }
+
+    public void runAll() {
+        copyCeiling(1L << 30);
+        for (int b : new int[]{1, 16, 64, 256}) {
+            kdaDecode(b, 32);
+        }
+    }
+
+    /** Device-to-device copy of {@code bytes}: the bandwidth ceiling (bytes read plus bytes written). */
+    public void copyCeiling(long bytes) {
+        try (DeviceBuffer a = DeviceBuffer.allocate(device, bytes); DeviceBuffer b = DeviceBuffer.allocate(device, bytes)) {
+            a.fill(1f);
+            double us = time(() -> cuMemcpyDtoDAsync(b.pointer(), a.pointer(), bytes, device.stream()));
+            emit("copy_d2d", String.format(Locale.ROOT, "\"bytes\":%d", bytes), us, 2.0 * bytes, 0);
+        }
+    }
+
+    /**
+     * One KDA decode step for B sequences of H heads (K = V = 128). The state pool holds enough slots that successive
+     * repeats touch different slots (at least 2 GiB in all), so no repeat finds its state in L2.
+     */
+    public void kdaDecode(int batch, int heads) {
+        int d = KdaDecodeKernel.HEAD_DIM;
+        long slotBytes = 4L * heads * d * d;
+        int sets = (int) Math.max(1, Math.min(64, (2L << 30) / (slotBytes * batch)));
+        SplittableRandom rnd = new SplittableRandom(11);
+        KdaDecodeKernel kernel = new KdaDecodeKernel(device, kda);
+        float[] q = KdaInputs.unitRows(rnd, batch * heads, d, (float) (1 / Math.sqrt(d)));
+        float[] k = KdaInputs.unitRows(rnd, batch * heads, d, 1f);
+        float[] v = KdaInputs.normal(rnd, batch * heads * d);
+        float[] g = KdaInputs.logDecay(rnd, batch * heads * d);
+        float[] beta = KdaInputs.uniform(rnd, batch * heads);
+        try (DeviceBuffer dq = DeviceBuffer.of(device, q); DeviceBuffer dk = DeviceBuffer.of(device, k);
+             DeviceBuffer dv = DeviceBuffer.of(device, v); DeviceBuffer dg = DeviceBuffer.of(device, g);
+             DeviceBuffer db = DeviceBuffer.of(device, beta); DeviceBuffer dout = DeviceBuffer.allocate(device, 4L * batch * heads * d);
+             DeviceBuffer states = DeviceBuffer.allocate(device, slotBytes * batch * sets)) {
+            states.fill(0.01f);
+            DeviceBuffer[] slotSets = new DeviceBuffer[sets];
+            for (int s = 0; s < sets; s++) {
+                int[] slots = new int[batch];
+                for (int i = 0; i < batch; i++) {
+                    slots[i] = s * batch + i;
+                }
+                slotSets[s] = DeviceBuffer.of(device, slots);
+            }
+            int[] next = {0};
+            double us = time(() -> {
+                kernel.launch(batch, heads, dq, dk, dv, dg, db, slotSets[next[0]], states, dout);
+                next[0] = (next[0] + 1) % sets;
+            });
+            for (DeviceBuffer b : slotSets) {
+                b.close();
+            }
+            double bytes = 2.0 * slotBytes * batch;
+            emit("kda_decode", String.format(Locale.ROOT, "\"batch\":%d,\"heads\":%d,\"head_dim\":%d", batch, heads, d), us, bytes,
+                    8.0 * batch * heads * d * d);
+        }
+    }
+
+    /** Median microseconds of {@code repeats} timed runs (after 3 untimed), each preceded by an L2 flush. */
+    private double time(Runnable launch) {
+        device.makeCurrent();
+        for (int i = 0; i < 3; i++) {
+            launch.run();
+        }
+        double[] us = new double[repeats];
+        float[] ms = new float[1];
+        for (int r = 0; r < repeats; r++) {
+            flush.fill(r);
+            cuEventRecord(start, device.stream());
+            launch.run();
+            cuEventRecord(stop, device.stream());
+            cuEventSynchronize(stop);
+            cuEventElapsedTime(ms, start, stop);
+            us[r] = ms[0] * 1000.0;
+        }
+        Arrays.sort(us);
+        return us[repeats / 2];
+    }
+
+    private void emit(String kernel, String shape, double us, double bytes, double flops) {
+        out.accept(String.format(Locale.ROOT, "{\"kernel\":\"%s\",%s,\"backend\":\"cuda\",\"device\":\"%s\",\"median_us\":%.2f,\"gb_per_s\":%.1f%s}",
+                kernel, shape, device.name(), us, bytes / (us * 1e-6) / 1e9,
+                flops > 0 ? String.format(Locale.ROOT, ",\"gflop_per_s\":%.1f", flops / (us * 1e-6) / 1e9) : ""));
+    }
+
+    @Override
+    public void close() {
+        device.makeCurrent();
+        cuEventDestroy(start);
+        cuEventDestroy(stop);
+        flush.close();
+        kda.close();
+    }
+}

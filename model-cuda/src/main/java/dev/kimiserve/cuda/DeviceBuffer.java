@@ -1,0 +1,107 @@
+package dev.kimiserve.cuda;
+
+import static jcuda.driver.JCudaDriver.cuMemAlloc;
+import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoHAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
+
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+
+/**
+ * A block of device memory. Buffers are made up front (weights, state pools, scratch) and never in a decode loop;
+ * {@link #slice} hands out views of a larger one. Copies run on the device's stream; the host array must stay
+ * untouched until the stream is synchronized.
+ */
+public final class DeviceBuffer implements AutoCloseable {
+    private final CudaDevice device;
+    private final CUdeviceptr base;
+    private final CUdeviceptr pointer;
+    private final long bytes;
+    private final boolean owner;
+
+    private DeviceBuffer(CudaDevice device, CUdeviceptr base, CUdeviceptr pointer, long bytes, boolean owner) {
+        this.device = device;
+        this.base = base;
+        this.pointer = pointer;
+        this.bytes = bytes;
+        this.owner = owner;
+    }
+
+    public static DeviceBuffer allocate(CudaDevice device, long bytes) {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("a device buffer needs a positive size, not " + bytes);
+        }
+        device.makeCurrent();
+        CUdeviceptr p = new CUdeviceptr();
+        cuMemAlloc(p, bytes);
+        return new DeviceBuffer(device, p, p, bytes, true);
+    }
+
+    public static DeviceBuffer of(CudaDevice device, float[] values) {
+        DeviceBuffer b = allocate(device, 4L * values.length);
+        b.upload(values);
+        return b;
+    }
+
+    public static DeviceBuffer of(CudaDevice device, int[] values) {
+        DeviceBuffer b = allocate(device, 4L * values.length);
+        device.makeCurrent();
+        cuMemcpyHtoDAsync(b.pointer, Pointer.to(values), 4L * values.length, device.stream());
+        device.synchronize();
+        return b;
+    }
+
+    /** The bytes [offset, offset + length) of this buffer, sharing its memory. */
+    public DeviceBuffer slice(long offset, long length) {
+        if (offset < 0 || length <= 0 || offset + length > bytes) {
+            throw new IllegalArgumentException("slice [" + offset + ", " + (offset + length) + ") of a " + bytes + "-byte buffer");
+        }
+        return new DeviceBuffer(device, base, pointer.withByteOffset(offset), length, false);
+    }
+
+    public CUdeviceptr pointer() {
+        return pointer;
+    }
+
+    public long bytes() {
+        return bytes;
+    }
+
+    /** Copies values in and waits (for setup and tests; the hot path keeps data on the device). */
+    public void upload(float[] values) {
+        check(4L * values.length);
+        device.makeCurrent();
+        cuMemcpyHtoDAsync(pointer, Pointer.to(values), 4L * values.length, device.stream());
+        device.synchronize();
+    }
+
+    /** Copies the first {@code into.length} floats out and waits. */
+    public void download(float[] into) {
+        check(4L * into.length);
+        device.makeCurrent();
+        cuMemcpyDtoHAsync(Pointer.to(into), pointer, 4L * into.length, device.stream());
+        device.synchronize();
+    }
+
+    /** Sets every 32-bit word to the bits of {@code value} (asynchronously). */
+    public void fill(float value) {
+        device.makeCurrent();
+        cuMemsetD32Async(pointer, Float.floatToRawIntBits(value), bytes / 4, device.stream());
+    }
+
+    private void check(long need) {
+        if (need > bytes) {
+            throw new IllegalArgumentException(need + " bytes do not fit a " + bytes + "-byte device buffer");
+        }
+    }
+
+    @Override
+    public void close() {
+        if (owner) {
+            device.makeCurrent();
+            cuMemFree(base);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+package dev.kimiserve.cuda;
+
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+
+import jcuda.Pointer;
+import jcuda.driver.CUfunction;
+
+/**
+ * Launches {@code kda_decode} (src/main/cuda/kda_decode.cu): one recurrent KDA step for each of B sequences and every
+ * head, the fp32 state of each sequence read and written once in its pool slot. K = V = 128 (the model's head size).
+ *
+ * <pre>
+ * q, k, g  [B, H, 128] fp32   (q L2-normed and scaled, k L2-normed, g = log decay)
+ * v        [B, H, 128] fp32
+ * beta     [B, H]      fp32
+ * slots    [B]         int32  (state slot of each sequence)
+ * states   [slots, H, 128, 128] fp32, updated in place
+ * out      [B, H, 128] fp32
+ * </pre>
+ */
+public final class KdaDecodeKernel {
+    public static final int HEAD_DIM = 128;
+    private static final int TILE = 32;
+    private static final int ROW_GROUPS = 8;
+    private final CudaDevice device;
+    private final CUfunction function;
+
+    public KdaDecodeKernel(CudaDevice device, CudaModule module) {
+        this.device = device;
+        this.function = module.function("kda_decode");
+    }
+
+    public void launch(int batch, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,
+                       DeviceBuffer slots, DeviceBuffer states, DeviceBuffer out) {
+        if (batch <= 0 || heads <= 0 || batch > 65535 || heads > 65535) {
+            throw new IllegalArgumentException("kda_decode: batch " + batch + " and heads " + heads + " must be in 1..65535");
+        }
+        long vectors = 4L * batch * heads * HEAD_DIM;
+        require("q", q, vectors);
+        require("k", k, vectors);
+        require("v", v, vectors);
+        require("g", g, vectors);
+        require("beta", beta, 4L * batch * heads);
+        require("slots", slots, 4L * batch);
+        require("out", out, vectors);
+        Pointer params = Pointer.to(Pointer.to(q.pointer()), Pointer.to(k.pointer()), Pointer.to(v.pointer()), Pointer.to(g.pointer()),
+                Pointer.to(beta.pointer()), Pointer.to(slots.pointer()), Pointer.to(states.pointer()), Pointer.to(out.pointer()),
+                Pointer.to(new int[]{heads}));
+        device.makeCurrent();
+        cuLaunchKernel(function, HEAD_DIM / TILE, heads, batch, TILE, ROW_GROUPS, 1, 0, device.stream(), params, null);
+    }
+
+    private static void require(String name, DeviceBuffer b, long bytes) {
+        if (b.bytes() < bytes) {
+            throw new IllegalArgumentException("kda_decode: " + name + " holds " + b.bytes() + " bytes, needs " + bytes);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+package dev.kimiserve.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.kimiserve.core.cpu.KdaCore;
+import java.util.Arrays;
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.api.Test;
+
+/** kda_decode on the GPU against the cpu backend's recurrence, on random inputs. */
+@Tag("gpu")
+class KdaDecodeKernelTest {
+    static final int D = KdaDecodeKernel.HEAD_DIM;
+    static final String UNAVAILABLE = CudaDevice.unavailableReason();
+    static CudaDevice device;
+    static CudaModule module;
+
+    @BeforeAll
+    static void open() {
+        if (UNAVAILABLE == null) {
+            device = CudaDevice.open(0);
+            module = new CudaModule(device, "kda_decode");
+        }
+    }
+
+    @BeforeEach
+    void needsAGpu() {
+        Assumptions.assumeTrue(UNAVAILABLE == null, "skipped, no CUDA device here: " + UNAVAILABLE);
+    }
+
+    @AfterAll
+    static void close() {
+        if (module != null) {
+            module.close();
+            device.close();
+        }
+    }
+
+    static double relRms(float[] want, float[] got) {
+        double num = 0;
+        double den = 0;
+        for (int i = 0; i < want.length; i++) {
+            double d = (double) got[i] - want[i];
+            num += d * d;
+            den += (double) want[i] * want[i];
+        }
+        return Math.sqrt(num / Math.max(den, 1e-30));
+    }
+
+    /**
+     * B sequences in scattered slots of a larger pool, three steps in a row (the state carries over), strong decay in
+     * some channels; outputs poisoned with NaN before each launch; slots outside the batch must not change by a bit.
+     */
+    @Test
+    void matchesTheCpuRecurrenceAndTouchesOnlyItsSlots() {
+        for (int[] shape : new int[][]{{1, 32}, {5, 4}, {64, 2}}) {
+            int batch = shape[0];
+            int heads = shape[1];
+            SplittableRandom rnd = new SplittableRandom(batch * 131L + heads);
+            int poolSlots = batch * 2 + 1;
+            int[] slots = new int[batch];
+            for (int b = 0; b < batch; b++) {
+                slots[b] = (b * 7 + 3) % poolSlots;                    // scattered, distinct for these sizes
+            }
+            assertTrue(Arrays.stream(slots).distinct().count() == batch);
+            int slotFloats = heads * D * D;
+            float[] pool = KdaInputs.normal(rnd, poolSlots * slotFloats);
+            float[] cpuPool = pool.clone();
+            KdaDecodeKernel kernel = new KdaDecodeKernel(device, module);
+            try (DeviceBuffer dPool = DeviceBuffer.of(device, pool); DeviceBuffer dSlots = DeviceBuffer.of(device, slots);
+                 DeviceBuffer dOut = DeviceBuffer.allocate(device, 4L * batch * heads * D)) {
+                for (int step = 0; step < 3; step++) {
+                    float[] q = KdaInputs.unitRows(rnd, batch * heads, D, (float) (1 / Math.sqrt(D)));
+                    float[] k = KdaInputs.unitRows(rnd, batch * heads, D, 1f);
+                    float[] v = KdaInputs.normal(rnd, batch * heads * D);
+                    float[] g = KdaInputs.logDecay(rnd, batch * heads * D);
+                    float[] beta = KdaInputs.uniform(rnd, batch * heads);
+                    float[] want = new float[batch * heads * D];
+                    for (int b = 0; b < batch; b++) {
+                        float[] s = Arrays.copyOfRange(cpuPool, slots[b] * slotFloats, (slots[b] + 1) * slotFloats);
+                        KdaCore.recurrent(q, k, v, g, beta, b, 1, heads, D, D, s, want);
+                        System.arraycopy(s, 0, cpuPool, slots[b] * slotFloats, slotFloats);
+                    }
+                    try (DeviceBuffer dq = DeviceBuffer.of(device, q); DeviceBuffer dk = DeviceBuffer.of(device, k);
+                         DeviceBuffer dv = DeviceBuffer.of(device, v); DeviceBuffer dg = DeviceBuffer.of(device, g);
+                         DeviceBuffer db = DeviceBuffer.of(device, beta)) {
+                        dOut.fill(Float.NaN);
+                        kernel.launch(batch, heads, dq, dk, dv, dg, db, dSlots, dPool, dOut);
+                        device.synchronize();
+                    }
+                    float[] got = new float[want.length];
+                    dOut.download(got);
+                    double err = relRms(want, got);
+                    assertTrue(err < 1e-5, "B=" + batch + " H=" + heads + " step " + step + ": output rel RMS " + err);
+                }
+                float[] gotPool = new float[pool.length];
+                dPool.download(gotPool);
+                for (int slot = 0; slot < poolSlots; slot++) {
+                    float[] want = Arrays.copyOfRange(cpuPool, slot * slotFloats, (slot + 1) * slotFloats);
+                    float[] got = Arrays.copyOfRange(gotPool, slot * slotFloats, (slot + 1) * slotFloats);
+                    int s = slot;
+                    if (Arrays.stream(slots).anyMatch(x -> x == s)) {
+                        double err = relRms(want, got);
+                        assertTrue(err < 1e-5, "B=" + batch + " H=" + heads + " slot " + slot + ": state rel RMS " + err);
+                    } else {
+                        assertArrayEquals(Arrays.copyOfRange(pool, slot * slotFloats, (slot + 1) * slotFloats), got,
+                                "slot " + slot + " is not in the batch and must be untouched");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -12,5 +12,5 @@ cp="$(ls .device/lib/*.jar | grep -v junit-platform-console | paste -sd:)"     #
 "${java[@]}" -jar .device/lib/junit-platform-console-standalone-6.0.3.jar execute -cp "$cp" \
   --scan-classpath "$(ls .device/lib/model-cuda-*-tests.jar)" --include-tag gpu --details=tree --disable-banner --disable-ansi-colors \
   --reports-dir "$out/junit" 2>&1 | tail -25
-"${java[@]}" -cp '.device/lib/*' dev.kimiserve.cli.KimiCli bench-kernels --backend cuda --repeat ${REPEAT:-50} 2>&1 \
+"${java[@]}" -cp '.device/lib/*' dev.kimiserve.cli.KimiCli bench-kernels --backend cuda --repeat ${REPEAT:-50} ${BENCH_ARGS:-} 2>&1 \
   | tee "$out/bench-kernels-cuda.jsonl" | grep -v '^\s*$' | tail -20

@@ -23,11 +23,17 @@ final class BenchKernelsCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "0", paramLabel = "N", description = "GPU ordinal for --backend cuda (default: ${DEFAULT-VALUE}).")
     int deviceOrdinal;
 
+    @Option(names = "--variants", description = "cuda: also time every compiled tiling of the kernels that have several.")
+    boolean variants;
+
     @Override
     public Integer call() {
         if (backend.equals("cuda")) {
             try (CudaDevice device = CudaDevice.open(deviceOrdinal); CudaKernelBench bench = new CudaKernelBench(device, repeat, System.out::println)) {
                 bench.runAll();
+                if (variants) {
+                    bench.kdaDecodeVariants();
+                }
             }
             return 0;
         }

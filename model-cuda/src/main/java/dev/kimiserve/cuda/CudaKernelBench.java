@@ -61,11 +61,24 @@ public final class CudaKernelBench implements AutoCloseable {
      * repeats touch different slots (at least 2 GiB in all), so no repeat finds its state in L2.
      */
     public void kdaDecode(int batch, int heads) {
+        kdaDecode(batch, heads, KdaDecodeKernel.DEFAULT);
+    }
+
+    /** Every compiled tiling of kda_decode at B = 1, 16, 64, 256 (to choose the default; docs/cuda-notes.md). */
+    public void kdaDecodeVariants() {
+        for (KdaDecodeKernel.Variant v : KdaDecodeKernel.VARIANTS) {
+            for (int b : new int[]{1, 16, 64, 256}) {
+                kdaDecode(b, 32, v);
+            }
+        }
+    }
+
+    private void kdaDecode(int batch, int heads, KdaDecodeKernel.Variant variant) {
         int d = KdaDecodeKernel.HEAD_DIM;
         long slotBytes = 4L * heads * d * d;
         int sets = (int) Math.max(1, Math.min(64, (2L << 30) / (slotBytes * batch)));
         SplittableRandom rnd = new SplittableRandom(11);
-        KdaDecodeKernel kernel = new KdaDecodeKernel(device, kda);
+        KdaDecodeKernel kernel = new KdaDecodeKernel(device, kda, variant);
         float[] q = KdaInputs.unitRows(rnd, batch * heads, d, (float) (1 / Math.sqrt(d)));
         float[] k = KdaInputs.unitRows(rnd, batch * heads, d, 1f);
         float[] v = KdaInputs.normal(rnd, batch * heads * d);
@@ -93,7 +106,9 @@ public final class CudaKernelBench implements AutoCloseable {
                 b.close();
             }
             double bytes = 2.0 * slotBytes * batch;
-            emit("kda_decode", String.format(Locale.ROOT, "\"batch\":%d,\"heads\":%d,\"head_dim\":%d", batch, heads, d), us, bytes,
+            String shape = String.format(Locale.ROOT, "\"batch\":%d,\"heads\":%d,\"head_dim\":%d", batch, heads, d)
+                    + (variant == KdaDecodeKernel.DEFAULT ? "" : ",\"variant\":\"" + variant.entry() + "\"");
+            emit("kda_decode", shape, us, bytes,
                     8.0 * batch * heads * d * d);
         }
     }

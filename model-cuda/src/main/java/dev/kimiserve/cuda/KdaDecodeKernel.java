@@ -20,14 +20,30 @@ import jcuda.driver.CUfunction;
  */
 public final class KdaDecodeKernel {
     public static final int HEAD_DIM = 128;
-    private static final int TILE = 32;
-    private static final int ROW_GROUPS = 8;
+    /** The tilings compiled into the module: entry name, columns per thread, row groups (threads = 32 x groups). */
+    public record Variant(String entry, int vec, int rowGroups) {
+    }
+
+    public static final Variant DEFAULT = new Variant("kda_decode", 1, 8);
+    public static final java.util.List<Variant> VARIANTS = java.util.List.of(new Variant("kda_decode_v1x8", 1, 8),
+            new Variant("kda_decode_v1x16", 1, 16), new Variant("kda_decode_v2x8", 2, 8), new Variant("kda_decode_v4x8", 4, 8),
+            new Variant("kda_decode_v4x16", 4, 16));
     private final CudaDevice device;
     private final CUfunction function;
+    private final Variant variant;
 
     public KdaDecodeKernel(CudaDevice device, CudaModule module) {
+        this(device, module, DEFAULT);
+    }
+
+    public KdaDecodeKernel(CudaDevice device, CudaModule module, Variant variant) {
         this.device = device;
-        this.function = module.function("kda_decode");
+        this.variant = variant;
+        this.function = module.function(variant.entry());
+    }
+
+    public Variant variant() {
+        return variant;
     }
 
     public void launch(int batch, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,
@@ -47,7 +63,7 @@ public final class KdaDecodeKernel {
                 Pointer.to(beta.pointer()), Pointer.to(slots.pointer()), Pointer.to(states.pointer()), Pointer.to(out.pointer()),
                 Pointer.to(new int[]{heads}));
         device.makeCurrent();
-        cuLaunchKernel(function, HEAD_DIM / TILE, heads, batch, TILE, ROW_GROUPS, 1, 0, device.stream(), params, null);
+        cuLaunchKernel(function, HEAD_DIM / (32 * variant.vec()), heads, batch, 32, variant.rowGroups(), 1, 0, device.stream(), params, null);
     }
 
     private static void require(String name, DeviceBuffer b, long bytes) {

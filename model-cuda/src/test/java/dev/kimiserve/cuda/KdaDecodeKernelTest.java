@@ -11,7 +11,8 @@ import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Tag;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /** kda_decode on the GPU against the cpu backend's recurrence, on random inputs. */
 @Tag("gpu")
@@ -57,8 +58,13 @@ class KdaDecodeKernelTest {
      * B sequences in scattered slots of a larger pool, three steps in a row (the state carries over), strong decay in
      * some channels; outputs poisoned with NaN before each launch; slots outside the batch must not change by a bit.
      */
-    @Test
-    void matchesTheCpuRecurrenceAndTouchesOnlyItsSlots() {
+    static java.util.stream.Stream<KdaDecodeKernel.Variant> variants() {
+        return java.util.stream.Stream.concat(java.util.stream.Stream.of(KdaDecodeKernel.DEFAULT), KdaDecodeKernel.VARIANTS.stream());
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("variants")
+    void matchesTheCpuRecurrenceAndTouchesOnlyItsSlots(KdaDecodeKernel.Variant variant) {
         for (int[] shape : new int[][]{{1, 32}, {5, 4}, {64, 2}}) {
             int batch = shape[0];
             int heads = shape[1];
@@ -72,7 +78,7 @@ class KdaDecodeKernelTest {
             int slotFloats = heads * D * D;
             float[] pool = KdaInputs.normal(rnd, poolSlots * slotFloats);
             float[] cpuPool = pool.clone();
-            KdaDecodeKernel kernel = new KdaDecodeKernel(device, module);
+            KdaDecodeKernel kernel = new KdaDecodeKernel(device, module, variant);
             try (DeviceBuffer dPool = DeviceBuffer.of(device, pool); DeviceBuffer dSlots = DeviceBuffer.of(device, slots);
                  DeviceBuffer dOut = DeviceBuffer.allocate(device, 4L * batch * heads * D)) {
                 for (int step = 0; step < 3; step++) {

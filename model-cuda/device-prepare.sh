@@ -19,7 +19,7 @@ if [[ ! -f .device/lib/junit-platform-console-standalone-6.0.3.jar ]]; then
 fi
 if [[ ! -f .device/jre.tgz ]]; then
   rm -rf .device/jre
-  "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.management,java.xml,jdk.unsupported,jdk.incubator.vector \
+  "$JAVA_HOME/bin/jlink" --add-modules java.base,java.logging,java.management,java.xml,jdk.zipfs,jdk.unsupported,jdk.incubator.vector \
     --strip-debug --no-header-files --no-man-pages --compress=zip-9 --output .device/jre
   tar czf .device/jre.tgz -C .device jre
   rm -rf .device/jre

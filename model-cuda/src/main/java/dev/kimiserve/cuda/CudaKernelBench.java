@@ -61,7 +61,7 @@ public final class CudaKernelBench implements AutoCloseable {
      * repeats touch different slots (at least 2 GiB in all), so no repeat finds its state in L2.
      */
     public void kdaDecode(int batch, int heads) {
-        kdaDecode(batch, heads, KdaDecodeKernel.DEFAULT);
+        kdaDecode(batch, heads, null);
     }
 
     /** Every compiled tiling of kda_decode at B = 1, 16, 64, 256 (to choose the default; docs/cuda-notes.md). */
@@ -107,7 +107,7 @@ public final class CudaKernelBench implements AutoCloseable {
             }
             double bytes = 2.0 * slotBytes * batch;
             String shape = String.format(Locale.ROOT, "\"batch\":%d,\"heads\":%d,\"head_dim\":%d", batch, heads, d)
-                    + (variant == KdaDecodeKernel.DEFAULT ? "" : ",\"variant\":\"" + variant.entry() + "\"");
+                    + ",\"variant\":\"" + kernel.variantFor(batch).entry() + "\"" + (variant == null ? "" : ",\"forced\":true");
             emit("kda_decode", shape, us, bytes,
                     8.0 * batch * heads * d * d);
         }

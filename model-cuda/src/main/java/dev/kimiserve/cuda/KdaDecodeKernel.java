@@ -20,30 +20,37 @@ import jcuda.driver.CUfunction;
  */
 public final class KdaDecodeKernel {
     public static final int HEAD_DIM = 128;
-    /** The tilings compiled into the module: entry name, columns per thread, row groups (threads = 32 x groups). */
+    /** A tiling compiled into the module: entry name, columns per thread, row groups (threads = 32 x groups). */
     public record Variant(String entry, int vec, int rowGroups) {
     }
 
-    public static final Variant DEFAULT = new Variant("kda_decode", 1, 8);
-    public static final java.util.List<Variant> VARIANTS = java.util.List.of(new Variant("kda_decode_v1x8", 1, 8),
-            new Variant("kda_decode_v1x16", 1, 16), new Variant("kda_decode_v2x8", 2, 8), new Variant("kda_decode_v4x8", 4, 8),
-            new Variant("kda_decode_v4x16", 4, 16));
+    public static final Variant V1X8 = new Variant("kda_decode_v1x8", 1, 8);
+    public static final Variant V4X8 = new Variant("kda_decode_v4x8", 4, 8);
+    public static final java.util.List<Variant> VARIANTS = java.util.List.of(V1X8, new Variant("kda_decode_v1x16", 1, 16),
+            new Variant("kda_decode_v2x8", 2, 8), V4X8, new Variant("kda_decode_v4x16", 4, 16));
+    /** Below this batch the narrow tiling wins (more blocks for few sequences); from it on, 16-byte accesses. */
+    static final int WIDE_FROM_BATCH = 16;
     private final CudaDevice device;
-    private final CUfunction function;
-    private final Variant variant;
+    private final Variant fixed;
+    private final java.util.Map<Variant, CUfunction> functions = new java.util.HashMap<>();
 
+    /** Picks the tiling per launch by batch size (measured on H100: docs/benchmarks.md, CUDA kernels). */
     public KdaDecodeKernel(CudaDevice device, CudaModule module) {
-        this(device, module, DEFAULT);
+        this(device, module, null);
     }
 
+    /** Always this tiling (tests and the variant benchmark). */
     public KdaDecodeKernel(CudaDevice device, CudaModule module, Variant variant) {
         this.device = device;
-        this.variant = variant;
-        this.function = module.function(variant.entry());
+        this.fixed = variant;
+        for (Variant v : variant == null ? java.util.List.of(V1X8, V4X8) : java.util.List.of(variant)) {
+            functions.put(v, module.function(v.entry()));
+        }
     }
 
-    public Variant variant() {
-        return variant;
+    /** The tiling a launch of {@code batch} sequences uses. */
+    public Variant variantFor(int batch) {
+        return fixed != null ? fixed : batch < WIDE_FROM_BATCH ? V1X8 : V4X8;
     }
 
     public void launch(int batch, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,
@@ -63,7 +70,9 @@ public final class KdaDecodeKernel {
                 Pointer.to(beta.pointer()), Pointer.to(slots.pointer()), Pointer.to(states.pointer()), Pointer.to(out.pointer()),
                 Pointer.to(new int[]{heads}));
         device.makeCurrent();
-        cuLaunchKernel(function, HEAD_DIM / (32 * variant.vec()), heads, batch, 32, variant.rowGroups(), 1, 0, device.stream(), params, null);
+        Variant variant = variantFor(batch);
+        cuLaunchKernel(functions.get(variant), HEAD_DIM / (32 * variant.vec()), heads, batch, 32, variant.rowGroups(), 1, 0,
+                device.stream(), params, null);
     }
 
     private static void require(String name, DeviceBuffer b, long bytes) {

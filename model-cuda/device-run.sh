@@ -14,3 +14,5 @@ cp="$(ls .device/lib/*.jar | grep -v junit-platform-console | paste -sd:)"     #
   --reports-dir "$out/junit" 2>&1 | tail -25
 "${java[@]}" -cp '.device/lib/*' dev.kimiserve.cli.KimiCli bench-kernels --backend cuda --repeat ${REPEAT:-50} ${BENCH_ARGS:-} 2>&1 \
   | tee "$out/bench-kernels-cuda.jsonl" | grep -v '^\s*$' | tail -20
+# the peer, in the same run: torch.nn.functional.linear (cuBLAS) on the same projection shapes
+python3 model-cuda/peers/torch_linear.py 2>&1 | tee "$out/torch-linear.jsonl" | tail -12

@@ -45,6 +45,51 @@ public final class CudaKernelBench implements AutoCloseable {
         for (int b : new int[]{1, 16, 64, 256}) {
             kdaDecode(b, 32);
         }
+        if (CublasLt.unavailableReason() == null) {
+            try (CublasLt blas = new CublasLt(device)) {
+                for (int m : new int[]{1, 8, 64, 4096}) {
+                    for (int[] nk : new int[][]{{4096, 2304}, {2304, 4096}, {12288, 2304}}) {
+                        matmul(blas, m, nk[0], nk[1]);
+                    }
+                }
+            }
+        } else {
+            out.accept("{\"kernel\":\"matmul_bf16\",\"skipped\":\"" + CublasLt.unavailableReason().replace("\"", "'") + "\"}");
+        }
+    }
+
+    /**
+     * Y[M, N] = X[M, K] W[N, K]^T in bf16 through cuBLASLt (bf16 out). Weight sets rotate so that each launch reads its
+     * weights from memory, as a model's successive projections do.
+     */
+    public void matmul(CublasLt blas, int m, int n, int k) {
+        SplittableRandom rnd = new SplittableRandom(m * 31L + n);
+        int sets = (int) Math.max(1, Math.min(16, (1L << 30) / (2L * n * k)));
+        short[] w = new short[n * k];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = dev.kimiserve.core.tools.RandomCheckpoint.toBf16((float) rnd.nextGaussian() * 0.02f);
+        }
+        short[] x = new short[m * k];
+        for (int i = 0; i < x.length; i++) {
+            x[i] = dev.kimiserve.core.tools.RandomCheckpoint.toBf16((float) rnd.nextGaussian());
+        }
+        DeviceBuffer[] ws = new DeviceBuffer[sets];
+        for (int s = 0; s < sets; s++) {
+            ws[s] = DeviceBuffer.of(device, w);
+        }
+        try (DeviceBuffer dx = DeviceBuffer.of(device, x); DeviceBuffer dy = DeviceBuffer.allocate(device, 2L * m * n)) {
+            int[] next = {0};
+            double us = time(() -> {
+                blas.matmul(dx, ws[next[0]], dy, m, n, k, CublasLt.Out.BF16);
+                next[0] = (next[0] + 1) % sets;
+            });
+            emit("matmul_bf16", String.format(Locale.ROOT, "\"m\":%d,\"n\":%d,\"k\":%d,\"via\":\"cublasLt\"", m, n, k), us,
+                    2.0 * n * k + 2.0 * m * (n + k), 2.0 * m * n * k);
+        } finally {
+            for (DeviceBuffer b : ws) {
+                b.close();
+            }
+        }
     }
 
     /** Device-to-device copy of {@code bytes}: the bandwidth ceiling (bytes read plus bytes written). */

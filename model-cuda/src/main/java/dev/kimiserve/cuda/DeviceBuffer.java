@@ -53,6 +53,23 @@ public final class DeviceBuffer implements AutoCloseable {
         return b;
     }
 
+    /** bf16 (or any 16-bit) values. */
+    public static DeviceBuffer of(CudaDevice device, short[] values) {
+        DeviceBuffer b = allocate(device, 2L * values.length);
+        device.makeCurrent();
+        cuMemcpyHtoDAsync(b.pointer, Pointer.to(values), 2L * values.length, device.stream());
+        device.synchronize();
+        return b;
+    }
+
+    /** Copies the first {@code into.length} 16-bit values out and waits. */
+    public void download(short[] into) {
+        check(2L * into.length);
+        device.makeCurrent();
+        cuMemcpyDtoHAsync(Pointer.to(into), pointer, 2L * into.length, device.stream());
+        device.synchronize();
+    }
+
     /** The bytes [offset, offset + length) of this buffer, sharing its memory. */
     public DeviceBuffer slice(long offset, long length) {
         if (offset < 0 || length <= 0 || offset + length > bytes) {

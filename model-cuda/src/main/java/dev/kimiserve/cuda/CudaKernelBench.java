@@ -45,6 +45,14 @@ public final class CudaKernelBench implements AutoCloseable {
         for (int b : new int[]{1, 16, 64, 256}) {
             kdaDecode(b, 32);
         }
+        try (CudaModule mla = new CudaModule(device, "mla_decode")) {
+            MlaDecodeKernel kernel = new MlaDecodeKernel(device, mla);
+            for (int b : new int[]{1, 32}) {
+                for (int context : new int[]{32768, 131072}) {
+                    mlaDecode(kernel, b, context);
+                }
+            }
+        }
         if (CublasLt.unavailableReason() == null) {
             try (CublasLt blas = new CublasLt(device)) {
                 for (int m : new int[]{1, 8, 64, 4096}) {
@@ -155,6 +163,35 @@ public final class CudaKernelBench implements AutoCloseable {
                     + ",\"variant\":\"" + kernel.variantFor(batch).entry() + "\"" + (variant == null ? "" : ",\"forced\":true");
             emit("kda_decode", shape, us, bytes,
                     8.0 * batch * heads * d * d);
+        }
+    }
+
+    /**
+     * Absorbed MLA decode attention for B sequences of {@code context} cached tokens each (32 heads, 576-wide latents):
+     * the latent cache is the traffic (read once for all heads).
+     */
+    public void mlaDecode(MlaDecodeKernel kernel, int batch, int context) {
+        int maxPages = context / MlaDecodeKernel.PAGE;
+        int[] pages = new int[batch * maxPages];
+        for (int i = 0; i < pages.length; i++) {
+            pages[i] = i;
+        }
+        int[] lens = new int[batch];
+        java.util.Arrays.fill(lens, context);
+        int splits = kernel.splitsFor(batch, context);
+        long cacheBytes = 2L * batch * context * MlaDecodeKernel.WIDTH;
+        float pairOfSmallBf16 = Float.intBitsToFloat(0x3C003C00);            // 0.0078125 in both halves: no zeros
+        try (DeviceBuffer q = DeviceBuffer.allocate(device, 2L * batch * MlaDecodeKernel.HEADS * MlaDecodeKernel.WIDTH);
+             DeviceBuffer cache = DeviceBuffer.allocate(device, cacheBytes); DeviceBuffer dPages = DeviceBuffer.of(device, pages);
+             DeviceBuffer dLens = DeviceBuffer.of(device, lens);
+             DeviceBuffer ws = DeviceBuffer.allocate(device, MlaDecodeKernel.workspaceBytes(batch, splits));
+             DeviceBuffer z = DeviceBuffer.allocate(device, 4L * batch * MlaDecodeKernel.HEADS * MlaDecodeKernel.LATENT)) {
+            q.fill(pairOfSmallBf16);
+            cache.fill(pairOfSmallBf16);
+            double us = time(() -> kernel.launch(batch, q, cache, dPages, maxPages, dLens, splits, ws, z));
+            double flops = 2.0 * batch * context * MlaDecodeKernel.HEADS * (MlaDecodeKernel.WIDTH + MlaDecodeKernel.LATENT);
+            emit("mla_decode", String.format(Locale.ROOT, "\"batch\":%d,\"context\":%d,\"heads\":32,\"kv_lora_rank\":512,\"splits\":%d",
+                    batch, context, splits), us, cacheBytes, flops);
         }
     }
 

@@ -1,0 +1,246 @@
+// MLA decode attention in the weight-absorbed form (spec 5.3): for each sequence and each of its 32 heads,
+//   score(s) = q~_h . [c_s | kpe_s]   (q~ already holds W_k^T q_nope and the 1/sqrt(192) scale, 576 wide)
+//   p = softmax(score over the sequence's cached tokens),   z_h = sum_s p(s) c_s   (512 wide)
+// One "KV head" of 576 values per token is shared by all 32 query heads (MQA), so the latent cache is read once per
+// sequence. Split-K ("flash decoding"): a block takes a slice of one sequence's tokens for all heads and writes
+// (max, sum, unnormalised z) per head; mla_decode_combine merges the slices.
+//
+// Tensor cores: mma.sync m16n8k16 bf16 -> fp32. S = Q (32 x 576) . C^T (576 x 32 tokens), then Z += P (32 x 32) . C
+// (32 tokens x 512). 4 warps; warp w computes S tiles (m = w / 2, n = 2 (w % 2) .. +1) and owns Z columns
+// [128 w, 128 w + 128) for both 16-row halves (128 fp32 accumulators per thread).
+//
+// Layouts: q [B][32][576] bf16; cache pool [rows][576] bf16, a sequence's token t at row
+// pages[b * max_pages + t / 64] * 64 + t % 64; lens [B]; partial z [B][splits][32][512] fp32, partial m, l
+// [B][splits][32] fp32; out z [B][32][512] fp32.
+
+#include <cuda_bf16.h>
+#include <stdint.h>
+
+#define HEADS 32
+#define WIDTH 576
+#define LATENT 512
+#define CHUNK 32
+#define PAGE 64
+#define THREADS 128
+#define QS (WIDTH + 8)          // smem row stride in bf16 (16 bytes of padding against bank conflicts)
+#define SS (CHUNK + 4)          // fp32 score row stride
+#define PS (CHUNK + 8)          // bf16 probability row stride
+
+__device__ __forceinline__ void mma_bf16(float* d, const uint32_t* a, const uint32_t* b) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+__device__ __forceinline__ uint32_t pack(const __nv_bfloat16* p) {
+    return *reinterpret_cast<const uint32_t*>(p);
+}
+
+__device__ __forceinline__ uint32_t pack2(__nv_bfloat16 lo, __nv_bfloat16 hi) {
+    return (uint32_t) __bfloat16_as_ushort(lo) | ((uint32_t) __bfloat16_as_ushort(hi) << 16);
+}
+
+extern "C" __global__ void __launch_bounds__(THREADS)
+mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ cache,
+                 const int* __restrict__ pages, int max_pages, const int* __restrict__ lens, int splits,
+                 float* __restrict__ part_z, float* __restrict__ part_m, float* __restrict__ part_l) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    __nv_bfloat16* sq = reinterpret_cast<__nv_bfloat16*>(smem);                     // [32][QS]
+    __nv_bfloat16* sc = sq + HEADS * QS;                                            // [CHUNK][QS]
+    float* ss = reinterpret_cast<float*>(sc + CHUNK * QS);                          // [32][SS]
+    __nv_bfloat16* sp = reinterpret_cast<__nv_bfloat16*>(ss + HEADS * SS);         // [32][PS]
+    float* sm = reinterpret_cast<float*>(sp + HEADS * PS);                          // [32] running max
+    float* sl = sm + HEADS;                                                         // [32] running sum
+    float* salpha = sl + HEADS;                                                     // [32] rescale of this chunk
+
+    const int split = blockIdx.x;
+    const int b = blockIdx.y;
+    const int tid = threadIdx.x;
+    const int warp = tid / 32;
+    const int lane = tid % 32;
+    const int g = lane / 4;                 // mma group
+    const int t4 = lane % 4;                // thread in group
+    const int len = lens[b];
+    const int chunks = (len + CHUNK - 1) / CHUNK;
+    const int per = (chunks + splits - 1) / splits;
+    const int c0 = split * per;
+    const int c1 = min(chunks, c0 + per);
+
+    for (int i = tid; i < HEADS * WIDTH / 8; i += THREADS) {                       // 16-byte copies of q
+        const int row = i / (WIDTH / 8);
+        const int col = (i % (WIDTH / 8)) * 8;
+        *reinterpret_cast<uint4*>(sq + row * QS + col) =
+                *reinterpret_cast<const uint4*>(q + ((long) b * HEADS + row) * WIDTH + col);
+    }
+    if (tid < HEADS) {
+        sm[tid] = -INFINITY;
+        sl[tid] = 0.f;
+    }
+    float acc[2][16][4];                    // [m tile][n tile within the warp's 128 columns][fragment]
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 16; nt++)
+#pragma unroll
+            for (int f = 0; f < 4; f++) acc[mt][nt][f] = 0.f;
+
+    for (int chunk = c0; chunk < c1; chunk++) {
+        const int base = chunk * CHUNK;
+        __syncthreads();                    // the previous chunk's sc / sp are consumed
+        for (int i = tid; i < CHUNK * WIDTH / 8; i += THREADS) {
+            const int r = i / (WIDTH / 8);
+            const int col = (i % (WIDTH / 8)) * 8;
+            const int t = base + r;
+            uint4 v = make_uint4(0, 0, 0, 0);
+            if (t < len) {
+                const long row = (long) pages[(long) b * max_pages + t / PAGE] * PAGE + t % PAGE;
+                v = *reinterpret_cast<const uint4*>(cache + row * WIDTH + col);
+            }
+            *reinterpret_cast<uint4*>(sc + r * QS + col) = v;
+        }
+        __syncthreads();
+
+        // S tiles: rows 16 (warp / 2) .. +16 (heads), columns 16 (warp % 2) .. +16 (tokens), two n8 tiles.
+        {
+            const int mrow = 16 * (warp / 2);
+            float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
+#pragma unroll 4
+            for (int k0 = 0; k0 < WIDTH; k0 += 16) {
+                uint32_t a[4];
+                a[0] = pack(sq + (mrow + g) * QS + k0 + 2 * t4);
+                a[1] = pack(sq + (mrow + g + 8) * QS + k0 + 2 * t4);
+                a[2] = pack(sq + (mrow + g) * QS + k0 + 2 * t4 + 8);
+                a[3] = pack(sq + (mrow + g + 8) * QS + k0 + 2 * t4 + 8);
+#pragma unroll
+                for (int nt = 0; nt < 2; nt++) {
+                    const int tok = 16 * (warp % 2) + 8 * nt + g;
+                    uint32_t bb[2];
+                    bb[0] = pack(sc + tok * QS + k0 + 2 * t4);
+                    bb[1] = pack(sc + tok * QS + k0 + 2 * t4 + 8);
+                    mma_bf16(s[nt], a, bb);
+                }
+            }
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+                const int col = 16 * (warp % 2) + 8 * nt + 2 * t4;
+                ss[(mrow + g) * SS + col] = s[nt][0];
+                ss[(mrow + g) * SS + col + 1] = s[nt][1];
+                ss[(mrow + g + 8) * SS + col] = s[nt][2];
+                ss[(mrow + g + 8) * SS + col + 1] = s[nt][3];
+            }
+        }
+        __syncthreads();
+
+        // Online softmax per head: 4 threads per head, 8 tokens each.
+        {
+            const int h = tid / 4;
+            const int part = tid % 4;
+            float mx = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const int c = part * 8 + j;
+                if (base + c < len) mx = fmaxf(mx, ss[h * SS + c]);
+            }
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+            const float m_old = sm[h];
+            const float m_new = fmaxf(m_old, mx);
+            float sum = 0.f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const int c = part * 8 + j;
+                const float p = base + c < len ? __expf(ss[h * SS + c] - m_new) : 0.f;
+                const __nv_bfloat16 pb = __float2bfloat16(p);
+                sp[h * PS + c] = pb;
+                sum += __bfloat162float(pb);                     // the sum of exactly what multiplies c
+            }
+            sum += __shfl_xor_sync(0xffffffff, sum, 1);
+            sum += __shfl_xor_sync(0xffffffff, sum, 2);
+            __syncwarp();
+            if (part == 0) {
+                const float alpha = __expf(m_old - m_new);      // exp(-inf) = 0 on the first chunk
+                salpha[h] = alpha;
+                sl[h] = sl[h] * alpha + sum;
+                sm[h] = m_new;
+            }
+        }
+        __syncthreads();
+
+        // Z: rescale, then += P . C over the chunk's 32 tokens (two k16 steps).
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++) {
+            const float a0 = salpha[16 * mt + g];
+            const float a1 = salpha[16 * mt + g + 8];
+#pragma unroll
+            for (int nt = 0; nt < 16; nt++) {
+                acc[mt][nt][0] *= a0;
+                acc[mt][nt][1] *= a0;
+                acc[mt][nt][2] *= a1;
+                acc[mt][nt][3] *= a1;
+            }
+        }
+#pragma unroll
+        for (int k0 = 0; k0 < CHUNK; k0 += 16) {
+            uint32_t a[2][4];
+#pragma unroll
+            for (int mt = 0; mt < 2; mt++) {
+                a[mt][0] = pack(sp + (16 * mt + g) * PS + k0 + 2 * t4);
+                a[mt][1] = pack(sp + (16 * mt + g + 8) * PS + k0 + 2 * t4);
+                a[mt][2] = pack(sp + (16 * mt + g) * PS + k0 + 2 * t4 + 8);
+                a[mt][3] = pack(sp + (16 * mt + g + 8) * PS + k0 + 2 * t4 + 8);
+            }
+#pragma unroll
+            for (int nt = 0; nt < 16; nt++) {
+                const int n = 128 * warp + 8 * nt + g;
+                uint32_t bb[2];
+                bb[0] = pack2(sc[(k0 + 2 * t4) * QS + n], sc[(k0 + 2 * t4 + 1) * QS + n]);
+                bb[1] = pack2(sc[(k0 + 2 * t4 + 8) * QS + n], sc[(k0 + 2 * t4 + 9) * QS + n]);
+                mma_bf16(acc[0][nt], a[0], bb);
+                mma_bf16(acc[1][nt], a[1], bb);
+            }
+        }
+    }
+
+    __syncthreads();
+    const long slice = (long) b * splits + split;
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++) {
+#pragma unroll
+        for (int nt = 0; nt < 16; nt++) {
+            const int col = 128 * warp + 8 * nt + 2 * t4;
+            float* z0 = part_z + (slice * HEADS + 16 * mt + g) * LATENT + col;
+            float* z1 = part_z + (slice * HEADS + 16 * mt + g + 8) * LATENT + col;
+            *reinterpret_cast<float2*>(z0) = make_float2(acc[mt][nt][0], acc[mt][nt][1]);
+            *reinterpret_cast<float2*>(z1) = make_float2(acc[mt][nt][2], acc[mt][nt][3]);
+        }
+    }
+    if (tid < HEADS) {
+        part_m[slice * HEADS + tid] = sm[tid];
+        part_l[slice * HEADS + tid] = sl[tid];
+    }
+}
+
+// z[b][h] = sum_s exp(m_s - M) z_s / sum_s exp(m_s - M) l_s over the splits s that saw tokens (m_s > -inf).
+extern "C" __global__ void __launch_bounds__(128)
+mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ part_m, const float* __restrict__ part_l,
+                   int splits, float* __restrict__ z) {
+    const int h = blockIdx.x;
+    const int b = blockIdx.y;
+    float mx = -INFINITY;
+    for (int s = 0; s < splits; s++) {
+        mx = fmaxf(mx, part_m[((long) b * splits + s) * HEADS + h]);
+    }
+    float denom = 0.f;
+    for (int s = 0; s < splits; s++) {
+        const float m = part_m[((long) b * splits + s) * HEADS + h];
+        if (m > -INFINITY) denom += __expf(m - mx) * part_l[((long) b * splits + s) * HEADS + h];
+    }
+    for (int c = threadIdx.x; c < LATENT; c += blockDim.x) {
+        float sum = 0.f;
+        for (int s = 0; s < splits; s++) {
+            const float m = part_m[((long) b * splits + s) * HEADS + h];
+            if (m > -INFINITY) sum += __expf(m - mx) * part_z[(((long) b * splits + s) * HEADS + h) * LATENT + c];
+        }
+        z[((long) b * HEADS + h) * LATENT + c] = sum / denom;
+    }
+}

@@ -1,0 +1,84 @@
+package dev.kimiserve.cuda;
+
+import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+
+import jcuda.Pointer;
+import jcuda.driver.CUfunc_attribute;
+import jcuda.driver.CUfunction;
+
+/**
+ * Launches the weight-absorbed MLA decode attention (src/main/cuda/mla_decode.cu): for each sequence, each of its 32
+ * heads attends over the sequence's cached latents [c | k_pe] (576 bf16 per token, read once for all heads) and
+ * gets z = softmax(q~ . cache) . c (512 fp32). The cache is paged in pages of 64 tokens; sequences are split across
+ * blocks (flash decoding) and the slices combined by a second kernel.
+ *
+ * <pre>
+ * q      [B, 32, 576] bf16   absorbed queries (W_k^T q_nope | q_pe), already scaled by 1/sqrt(192)
+ * cache  [rows, 576]  bf16   the latent pool; token t of sequence b is row pages[b][t / 64] * 64 + t % 64
+ * pages  [B, maxPages] int32
+ * lens   [B] int32           cached tokens per sequence (at least 1)
+ * z      [B, 32, 512] fp32
+ * </pre>
+ */
+public final class MlaDecodeKernel {
+    public static final int HEADS = 32;
+    public static final int WIDTH = 576;
+    public static final int LATENT = 512;
+    public static final int PAGE = 64;
+    private static final int CHUNK = 32;
+    private static final int THREADS = 128;
+    private static final int SHARED_BYTES = 2 * (HEADS + CHUNK) * (WIDTH + 8) + 4 * HEADS * (CHUNK + 4) + 2 * HEADS * (CHUNK + 8) + 4 * 3 * HEADS;
+    private final CudaDevice device;
+    private final CUfunction split;
+    private final CUfunction combine;
+
+    public MlaDecodeKernel(CudaDevice device, CudaModule module) {
+        this.device = device;
+        this.split = module.function("mla_decode_split");
+        this.combine = module.function("mla_decode_combine");
+        device.makeCurrent();
+        cuFuncSetAttribute(split, CUfunc_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, SHARED_BYTES);
+    }
+
+    /** Slices per sequence: enough blocks for two waves over the chip, never more than the longest sequence's chunks. */
+    public int splitsFor(int batch, int maxLen) {
+        int wanted = Math.max(1, (2 * device.multiprocessors() + batch - 1) / batch);
+        return Math.max(1, Math.min(wanted, (maxLen + CHUNK - 1) / CHUNK));
+    }
+
+    /** Bytes of scratch a launch needs for {@code splits} slices of {@code batch} sequences. */
+    public static long workspaceBytes(int batch, int splits) {
+        return 4L * batch * splits * HEADS * (LATENT + 2);
+    }
+
+    public void launch(int batch, DeviceBuffer q, DeviceBuffer cache, DeviceBuffer pages, int maxPages, DeviceBuffer lens,
+                       int splits, DeviceBuffer workspace, DeviceBuffer z) {
+        if (batch <= 0 || batch > 65535 || splits <= 0 || maxPages <= 0) {
+            throw new IllegalArgumentException("mla_decode: batch " + batch + ", splits " + splits + ", maxPages " + maxPages);
+        }
+        need("q", q, 2L * batch * HEADS * WIDTH);
+        need("pages", pages, 4L * batch * maxPages);
+        need("lens", lens, 4L * batch);
+        need("workspace", workspace, workspaceBytes(batch, splits));
+        need("z", z, 4L * batch * HEADS * LATENT);
+        long zBytes = 4L * batch * splits * HEADS * LATENT;
+        DeviceBuffer partZ = workspace.slice(0, zBytes);
+        DeviceBuffer partM = workspace.slice(zBytes, 4L * batch * splits * HEADS);
+        DeviceBuffer partL = workspace.slice(zBytes + 4L * batch * splits * HEADS, 4L * batch * splits * HEADS);
+        device.makeCurrent();
+        cuLaunchKernel(split, splits, batch, 1, THREADS, 1, 1, SHARED_BYTES, device.stream(),
+                Pointer.to(Pointer.to(q.pointer()), Pointer.to(cache.pointer()), Pointer.to(pages.pointer()), Pointer.to(new int[]{maxPages}),
+                        Pointer.to(lens.pointer()), Pointer.to(new int[]{splits}), Pointer.to(partZ.pointer()), Pointer.to(partM.pointer()),
+                        Pointer.to(partL.pointer())), null);
+        cuLaunchKernel(combine, HEADS, batch, 1, 128, 1, 1, 0, device.stream(),
+                Pointer.to(Pointer.to(partZ.pointer()), Pointer.to(partM.pointer()), Pointer.to(partL.pointer()), Pointer.to(new int[]{splits}),
+                        Pointer.to(z.pointer())), null);
+    }
+
+    private static void need(String name, DeviceBuffer b, long bytes) {
+        if (b.bytes() < bytes) {
+            throw new IllegalArgumentException("mla_decode: " + name + " holds " + b.bytes() + " bytes, needs " + bytes);
+        }
+    }
+}

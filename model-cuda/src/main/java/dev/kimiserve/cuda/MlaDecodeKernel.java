@@ -4,7 +4,7 @@ import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 
 import jcuda.Pointer;
-import jcuda.driver.CUfunc_attribute;
+import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUfunction;
 
 /**
@@ -38,7 +38,7 @@ public final class MlaDecodeKernel {
         this.split = module.function("mla_decode_split");
         this.combine = module.function("mla_decode_combine");
         device.makeCurrent();
-        cuFuncSetAttribute(split, CUfunc_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, SHARED_BYTES);
+        cuFuncSetAttribute(split, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, SHARED_BYTES);
     }
 
     /** Slices per sequence: enough blocks for two waves over the chip, never more than the longest sequence's chunks. */

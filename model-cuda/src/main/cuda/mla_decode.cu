@@ -6,8 +6,9 @@
 // (max, sum, unnormalised z) per head; mla_decode_combine merges the slices.
 //
 // Tensor cores: mma.sync m16n8k16 bf16 -> fp32. S = Q (32 x 576) . C^T (576 x 32 tokens), then Z += P (32 x 32) . C
-// (32 tokens x 512). 4 warps; warp w computes S tiles (m = w / 2, n = 2 (w % 2) .. +1) and owns Z columns
-// [128 w, 128 w + 128) for both 16-row halves (128 fp32 accumulators per thread).
+// (32 tokens x 512). 8 warps; warp w computes the S tile (heads 16 (w / 4), tokens 8 (w % 4)) and owns Z columns
+// [64 w, 64 w + 64) for both 16-row halves (64 fp32 accumulators per thread). The next chunk's latents stream into a
+// second shared buffer with cp.async while this one is used.
 //
 // Layouts: q [B][32][576] bf16; cache pool [rows][576] bf16, a sequence's token t at row
 // pages[b * max_pages + t / 64] * 64 + t % 64; lens [B]; partial z [B][splits][32][512] fp32, partial m, l
@@ -21,7 +22,7 @@
 #define LATENT 512
 #define CHUNK 32
 #define PAGE 64
-#define THREADS 128
+#define THREADS 256
 #define QS (WIDTH + 8)          // smem row stride in bf16 (16 bytes of padding against bank conflicts)
 #define SS (CHUNK + 4)          // fp32 score row stride
 #define PS (CHUNK + 8)          // bf16 probability row stride
@@ -40,14 +41,43 @@ __device__ __forceinline__ uint32_t pack2(__nv_bfloat16 lo, __nv_bfloat16 hi) {
     return (uint32_t) __bfloat16_as_ushort(lo) | ((uint32_t) __bfloat16_as_ushort(hi) << 16);
 }
 
+// 16 bytes global -> shared without passing through registers; zero-filled when !valid.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
+    const unsigned s = (unsigned) __cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(src), "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
+}
+
+// Issues the copies of one chunk of CHUNK tokens (all 576 values of each) into buffer dst.
+__device__ __forceinline__ void load_chunk(__nv_bfloat16* dst, const __nv_bfloat16* __restrict__ cache,
+                                           const int* __restrict__ pages, long page_base, int base, int len, int tid) {
+#pragma unroll
+    for (int i = tid; i < CHUNK * WIDTH / 8; i += THREADS) {
+        const int r = i / (WIDTH / 8);
+        const int col = (i % (WIDTH / 8)) * 8;
+        const int t = base + r;
+        const bool valid = t < len;
+        const long row = valid ? (long) pages[page_base + t / PAGE] * PAGE + t % PAGE : 0;
+        cp_async16(dst + r * QS + col, cache + row * WIDTH + col, valid);
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(THREADS)
 mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ cache,
                  const int* __restrict__ pages, int max_pages, const int* __restrict__ lens, int splits,
                  float* __restrict__ part_z, float* __restrict__ part_m, float* __restrict__ part_l) {
     extern __shared__ __align__(16) unsigned char smem[];
     __nv_bfloat16* sq = reinterpret_cast<__nv_bfloat16*>(smem);                     // [32][QS]
-    __nv_bfloat16* sc = sq + HEADS * QS;                                            // [CHUNK][QS]
-    float* ss = reinterpret_cast<float*>(sc + CHUNK * QS);                          // [32][SS]
+    __nv_bfloat16* sc0 = sq + HEADS * QS;                                           // [CHUNK][QS] x 2 buffers
+    float* ss = reinterpret_cast<float*>(sc0 + 2 * CHUNK * QS);                     // [32][SS]
     __nv_bfloat16* sp = reinterpret_cast<__nv_bfloat16*>(ss + HEADS * SS);         // [32][PS]
     float* sm = reinterpret_cast<float*>(sp + HEADS * PS);                          // [32] running max
     float* sl = sm + HEADS;                                                         // [32] running sum
@@ -65,90 +95,81 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
     const int per = (chunks + splits - 1) / splits;
     const int c0 = split * per;
     const int c1 = min(chunks, c0 + per);
+    const long page_base = (long) b * max_pages;
 
-    for (int i = tid; i < HEADS * WIDTH / 8; i += THREADS) {                       // 16-byte copies of q
+    for (int i = tid; i < HEADS * WIDTH / 8; i += THREADS) {
         const int row = i / (WIDTH / 8);
         const int col = (i % (WIDTH / 8)) * 8;
-        *reinterpret_cast<uint4*>(sq + row * QS + col) =
-                *reinterpret_cast<const uint4*>(q + ((long) b * HEADS + row) * WIDTH + col);
+        cp_async16(sq + row * QS + col, q + ((long) b * HEADS + row) * WIDTH + col, true);
     }
+    if (c0 < c1) {
+        load_chunk(sc0, cache, pages, page_base, c0 * CHUNK, len, tid);
+    }
+    cp_async_commit();
     if (tid < HEADS) {
         sm[tid] = -INFINITY;
         sl[tid] = 0.f;
     }
-    float acc[2][16][4];                    // [m tile][n tile within the warp's 128 columns][fragment]
+    float acc[2][8][4];                     // [m tile][n tile within the warp's 64 columns][fragment]
 #pragma unroll
     for (int mt = 0; mt < 2; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 16; nt++)
+        for (int nt = 0; nt < 8; nt++)
 #pragma unroll
             for (int f = 0; f < 4; f++) acc[mt][nt][f] = 0.f;
 
     for (int chunk = c0; chunk < c1; chunk++) {
         const int base = chunk * CHUNK;
-        __syncthreads();                    // the previous chunk's sc / sp are consumed
-        for (int i = tid; i < CHUNK * WIDTH / 8; i += THREADS) {
-            const int r = i / (WIDTH / 8);
-            const int col = (i % (WIDTH / 8)) * 8;
-            const int t = base + r;
-            uint4 v = make_uint4(0, 0, 0, 0);
-            if (t < len) {
-                const long row = (long) pages[(long) b * max_pages + t / PAGE] * PAGE + t % PAGE;
-                v = *reinterpret_cast<const uint4*>(cache + row * WIDTH + col);
-            }
-            *reinterpret_cast<uint4*>(sc + r * QS + col) = v;
+        __nv_bfloat16* sc = sc0 + ((chunk - c0) & 1) * CHUNK * QS;
+        if (chunk + 1 < c1) {               // prefetch the next chunk into the other buffer (free since last loop end)
+            load_chunk(sc0 + ((chunk + 1 - c0) & 1) * CHUNK * QS, cache, pages, page_base, base + CHUNK, len, tid);
         }
+        cp_async_commit();
+        cp_async_wait<1>();                 // everything but the prefetch has landed
         __syncthreads();
 
-        // S tiles: rows 16 (warp / 2) .. +16 (heads), columns 16 (warp % 2) .. +16 (tokens), two n8 tiles.
+        // S tile of this warp: heads 16 (warp / 4) .. +16, tokens 8 (warp % 4) .. +8.
         {
-            const int mrow = 16 * (warp / 2);
-            float s[2][4] = {{0.f, 0.f, 0.f, 0.f}, {0.f, 0.f, 0.f, 0.f}};
-#pragma unroll 4
+            const int mrow = 16 * (warp / 4);
+            const int tok = 8 * (warp % 4) + g;
+            float s[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll 6
             for (int k0 = 0; k0 < WIDTH; k0 += 16) {
                 uint32_t a[4];
                 a[0] = pack(sq + (mrow + g) * QS + k0 + 2 * t4);
                 a[1] = pack(sq + (mrow + g + 8) * QS + k0 + 2 * t4);
                 a[2] = pack(sq + (mrow + g) * QS + k0 + 2 * t4 + 8);
                 a[3] = pack(sq + (mrow + g + 8) * QS + k0 + 2 * t4 + 8);
-#pragma unroll
-                for (int nt = 0; nt < 2; nt++) {
-                    const int tok = 16 * (warp % 2) + 8 * nt + g;
-                    uint32_t bb[2];
-                    bb[0] = pack(sc + tok * QS + k0 + 2 * t4);
-                    bb[1] = pack(sc + tok * QS + k0 + 2 * t4 + 8);
-                    mma_bf16(s[nt], a, bb);
-                }
+                uint32_t bb[2];
+                bb[0] = pack(sc + tok * QS + k0 + 2 * t4);
+                bb[1] = pack(sc + tok * QS + k0 + 2 * t4 + 8);
+                mma_bf16(s, a, bb);
             }
-#pragma unroll
-            for (int nt = 0; nt < 2; nt++) {
-                const int col = 16 * (warp % 2) + 8 * nt + 2 * t4;
-                ss[(mrow + g) * SS + col] = s[nt][0];
-                ss[(mrow + g) * SS + col + 1] = s[nt][1];
-                ss[(mrow + g + 8) * SS + col] = s[nt][2];
-                ss[(mrow + g + 8) * SS + col + 1] = s[nt][3];
-            }
+            const int col = 8 * (warp % 4) + 2 * t4;
+            *reinterpret_cast<float2*>(ss + (mrow + g) * SS + col) = make_float2(s[0], s[1]);
+            *reinterpret_cast<float2*>(ss + (mrow + g + 8) * SS + col) = make_float2(s[2], s[3]);
         }
         __syncthreads();
 
-        // Online softmax per head: 4 threads per head, 8 tokens each.
+        // Online softmax per head: 8 threads per head, 4 tokens each.
         {
-            const int h = tid / 4;
-            const int part = tid % 4;
+            const int h = tid / 8;
+            const int part = tid % 8;
             float mx = -INFINITY;
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const int c = part * 8 + j;
+            for (int j = 0; j < 4; j++) {
+                const int c = part * 4 + j;
                 if (base + c < len) mx = fmaxf(mx, ss[h * SS + c]);
             }
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 4));
             const float m_old = sm[h];
             const float m_new = fmaxf(m_old, mx);
             float sum = 0.f;
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const int c = part * 8 + j;
+            for (int j = 0; j < 4; j++) {
+                const int c = part * 4 + j;
                 const float p = base + c < len ? __expf(ss[h * SS + c] - m_new) : 0.f;
                 const __nv_bfloat16 pb = __float2bfloat16(p);
                 sp[h * PS + c] = pb;
@@ -156,7 +177,7 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
             }
             sum += __shfl_xor_sync(0xffffffff, sum, 1);
             sum += __shfl_xor_sync(0xffffffff, sum, 2);
-            __syncwarp();
+            sum += __shfl_xor_sync(0xffffffff, sum, 4);
             if (part == 0) {
                 const float alpha = __expf(m_old - m_new);      // exp(-inf) = 0 on the first chunk
                 salpha[h] = alpha;
@@ -166,13 +187,13 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
         }
         __syncthreads();
 
-        // Z: rescale, then += P . C over the chunk's 32 tokens (two k16 steps).
+        // Z: rescale, then += P . C over the chunk's 32 tokens (two k16 steps); this warp's 64 columns.
 #pragma unroll
         for (int mt = 0; mt < 2; mt++) {
             const float a0 = salpha[16 * mt + g];
             const float a1 = salpha[16 * mt + g + 8];
 #pragma unroll
-            for (int nt = 0; nt < 16; nt++) {
+            for (int nt = 0; nt < 8; nt++) {
                 acc[mt][nt][0] *= a0;
                 acc[mt][nt][1] *= a0;
                 acc[mt][nt][2] *= a1;
@@ -190,8 +211,8 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
                 a[mt][3] = pack(sp + (16 * mt + g + 8) * PS + k0 + 2 * t4 + 8);
             }
 #pragma unroll
-            for (int nt = 0; nt < 16; nt++) {
-                const int n = 128 * warp + 8 * nt + g;
+            for (int nt = 0; nt < 8; nt++) {
+                const int n = 64 * warp + 8 * nt + g;
                 uint32_t bb[2];
                 bb[0] = pack2(sc[(k0 + 2 * t4) * QS + n], sc[(k0 + 2 * t4 + 1) * QS + n]);
                 bb[1] = pack2(sc[(k0 + 2 * t4 + 8) * QS + n], sc[(k0 + 2 * t4 + 9) * QS + n]);
@@ -199,21 +220,23 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
                 mma_bf16(acc[1][nt], a[1], bb);
             }
         }
+        __syncthreads();                    // this buffer and sp are consumed before the next prefetch reuses them
     }
+    cp_async_wait<0>();
 
-    __syncthreads();
     const long slice = (long) b * splits + split;
 #pragma unroll
     for (int mt = 0; mt < 2; mt++) {
 #pragma unroll
-        for (int nt = 0; nt < 16; nt++) {
-            const int col = 128 * warp + 8 * nt + 2 * t4;
+        for (int nt = 0; nt < 8; nt++) {
+            const int col = 64 * warp + 8 * nt + 2 * t4;
             float* z0 = part_z + (slice * HEADS + 16 * mt + g) * LATENT + col;
             float* z1 = part_z + (slice * HEADS + 16 * mt + g + 8) * LATENT + col;
             *reinterpret_cast<float2*>(z0) = make_float2(acc[mt][nt][0], acc[mt][nt][1]);
             *reinterpret_cast<float2*>(z1) = make_float2(acc[mt][nt][2], acc[mt][nt][3]);
         }
     }
+    __syncthreads();
     if (tid < HEADS) {
         part_m[slice * HEADS + tid] = sm[tid];
         part_l[slice * HEADS + tid] = sl[tid];

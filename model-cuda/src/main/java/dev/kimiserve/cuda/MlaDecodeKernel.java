@@ -27,8 +27,9 @@ public final class MlaDecodeKernel {
     public static final int LATENT = 512;
     public static final int PAGE = 64;
     private static final int CHUNK = 32;
-    private static final int THREADS = 128;
-    private static final int SHARED_BYTES = 2 * (HEADS + CHUNK) * (WIDTH + 8) + 4 * HEADS * (CHUNK + 4) + 2 * HEADS * (CHUNK + 8) + 4 * 3 * HEADS;
+    private static final int THREADS = 256;
+    private static final int SHARED_BYTES = 2 * (HEADS + 2 * CHUNK) * (WIDTH + 8) + 4 * HEADS * (CHUNK + 4) + 2 * HEADS * (CHUNK + 8)
+            + 4 * 3 * HEADS;
     private final CudaDevice device;
     private final CUfunction split;
     private final CUfunction combine;
@@ -41,9 +42,9 @@ public final class MlaDecodeKernel {
         cuFuncSetAttribute(split, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, SHARED_BYTES);
     }
 
-    /** Slices per sequence: enough blocks for two waves over the chip, never more than the longest sequence's chunks. */
+    /** Slices per sequence: one block per SM in all (one fits, by shared memory), never more than the chunks. */
     public int splitsFor(int batch, int maxLen) {
-        int wanted = Math.max(1, (2 * device.multiprocessors() + batch - 1) / batch);
+        int wanted = Math.max(1, device.multiprocessors() / batch);
         return Math.max(1, Math.min(wanted, (maxLen + CHUNK - 1) / CHUNK));
     }
 

@@ -5,8 +5,9 @@
 // sequence. Split-K ("flash decoding"): a block takes a slice of one sequence's tokens for all heads and writes
 // (max, sum, unnormalised z) per head; mla_decode_combine merges the slices.
 //
-// Tensor cores: mma.sync m16n8k16 bf16 -> fp32. S = Q (32 x 576) . C^T (576 x 32 tokens), then Z += P (32 x 32) . C
-// (32 tokens x 512). 8 warps; warp w computes the S tile (heads 16 (w / 4), tokens 8 (w % 4)) and owns Z columns
+// Tensor cores: mma.sync m16n8k16 bf16 -> fp32. S = Q (32 x 576) . C^T (576 x 64 tokens), then Z += P (32 x 64) . C
+// (64 tokens x 512), 64 tokens per step. 8 warps; warp w computes the S tiles (heads 16 (w / 4), tokens 16 (w % 4))
+// and owns Z columns
 // [64 w, 64 w + 64) for both 16-row halves (64 fp32 accumulators per thread). The next chunk's latents stream into a
 // second shared buffer with cp.async while this one is used.
 //
@@ -20,7 +21,7 @@
 #define HEADS 32
 #define WIDTH 576
 #define LATENT 512
-#define CHUNK 32
+#define CHUNK 64
 #define PAGE 64
 #define THREADS 256
 #define QS (WIDTH + 8)          // smem row stride in bf16 (16 bytes of padding against bank conflicts)
@@ -70,7 +71,7 @@ __device__ __forceinline__ void load_chunk(__nv_bfloat16* dst, const __nv_bfloat
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS)
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
 mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ cache,
                  const int* __restrict__ pages, int max_pages, const int* __restrict__ lens, int splits,
                  float* __restrict__ part_z, float* __restrict__ part_m, float* __restrict__ part_l) {
@@ -128,37 +129,48 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
         cp_async_wait<1>();                 // everything but the prefetch has landed
         __syncthreads();
 
-        // S tile of this warp: heads 16 (warp / 4) .. +16, tokens 8 (warp % 4) .. +8.
+        // S tiles of this warp: heads 16 (warp / 4) .. +16, tokens 16 (warp % 4) .. +16 (two n8 tiles); the k range
+        // runs as two halves on separate accumulators so that four mma chains are in flight, not one.
         {
             const int mrow = 16 * (warp / 4);
-            const int tok = 8 * (warp % 4) + g;
-            float s[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll 6
-            for (int k0 = 0; k0 < WIDTH; k0 += 16) {
-                uint32_t a[4];
-                a[0] = pack(sq + (mrow + g) * QS + k0 + 2 * t4);
-                a[1] = pack(sq + (mrow + g + 8) * QS + k0 + 2 * t4);
-                a[2] = pack(sq + (mrow + g) * QS + k0 + 2 * t4 + 8);
-                a[3] = pack(sq + (mrow + g + 8) * QS + k0 + 2 * t4 + 8);
-                uint32_t bb[2];
-                bb[0] = pack(sc + tok * QS + k0 + 2 * t4);
-                bb[1] = pack(sc + tok * QS + k0 + 2 * t4 + 8);
-                mma_bf16(s, a, bb);
+            float s[2][2][4] = {};          // [k half][n tile][fragment]
+#pragma unroll 2
+            for (int k0 = 0; k0 < WIDTH / 2; k0 += 16) {
+#pragma unroll
+                for (int kh = 0; kh < 2; kh++) {
+                    const int k = k0 + kh * (WIDTH / 2);
+                    uint32_t a[4];
+                    a[0] = pack(sq + (mrow + g) * QS + k + 2 * t4);
+                    a[1] = pack(sq + (mrow + g + 8) * QS + k + 2 * t4);
+                    a[2] = pack(sq + (mrow + g) * QS + k + 2 * t4 + 8);
+                    a[3] = pack(sq + (mrow + g + 8) * QS + k + 2 * t4 + 8);
+#pragma unroll
+                    for (int nt = 0; nt < 2; nt++) {
+                        const int tok = 16 * (warp % 4) + 8 * nt + g;
+                        uint32_t bb[2];
+                        bb[0] = pack(sc + tok * QS + k + 2 * t4);
+                        bb[1] = pack(sc + tok * QS + k + 2 * t4 + 8);
+                        mma_bf16(s[kh][nt], a, bb);
+                    }
+                }
             }
-            const int col = 8 * (warp % 4) + 2 * t4;
-            *reinterpret_cast<float2*>(ss + (mrow + g) * SS + col) = make_float2(s[0], s[1]);
-            *reinterpret_cast<float2*>(ss + (mrow + g + 8) * SS + col) = make_float2(s[2], s[3]);
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+                const int col = 16 * (warp % 4) + 8 * nt + 2 * t4;
+                *reinterpret_cast<float2*>(ss + (mrow + g) * SS + col) = make_float2(s[0][nt][0] + s[1][nt][0], s[0][nt][1] + s[1][nt][1]);
+                *reinterpret_cast<float2*>(ss + (mrow + g + 8) * SS + col) = make_float2(s[0][nt][2] + s[1][nt][2], s[0][nt][3] + s[1][nt][3]);
+            }
         }
         __syncthreads();
 
-        // Online softmax per head: 8 threads per head, 4 tokens each.
+        // Online softmax per head: 8 threads per head, 8 tokens each.
         {
             const int h = tid / 8;
             const int part = tid % 8;
             float mx = -INFINITY;
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const int c = part * 4 + j;
+            for (int j = 0; j < 8; j++) {
+                const int c = part * 8 + j;
                 if (base + c < len) mx = fmaxf(mx, ss[h * SS + c]);
             }
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
@@ -168,8 +180,8 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
             const float m_new = fmaxf(m_old, mx);
             float sum = 0.f;
 #pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const int c = part * 4 + j;
+            for (int j = 0; j < 8; j++) {
+                const int c = part * 8 + j;
                 const float p = base + c < len ? __expf(ss[h * SS + c] - m_new) : 0.f;
                 const __nv_bfloat16 pb = __float2bfloat16(p);
                 sp[h * PS + c] = pb;
@@ -187,7 +199,7 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
         }
         __syncthreads();
 
-        // Z: rescale, then += P . C over the chunk's 32 tokens (two k16 steps); this warp's 64 columns.
+        // Z: rescale, then += P . C over the chunk's 64 tokens (four k16 steps); this warp's 64 columns.
 #pragma unroll
         for (int mt = 0; mt < 2; mt++) {
             const float a0 = salpha[16 * mt + g];
@@ -244,26 +256,55 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
 }
 
 // z[b][h] = sum_s exp(m_s - M) z_s / sum_s exp(m_s - M) l_s over the splits s that saw tokens (m_s > -inf).
+// The weights are computed once per (sequence, head) into shared memory; then each thread sums its columns.
+#define MAX_SPLITS 1024
 extern "C" __global__ void __launch_bounds__(128)
 mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ part_m, const float* __restrict__ part_l,
                    int splits, float* __restrict__ z) {
+    __shared__ float weight[MAX_SPLITS];
+    __shared__ float red[128];
     const int h = blockIdx.x;
     const int b = blockIdx.y;
+    const int tid = threadIdx.x;
     float mx = -INFINITY;
-    for (int s = 0; s < splits; s++) {
+    for (int s = tid; s < splits; s += blockDim.x) {
         mx = fmaxf(mx, part_m[((long) b * splits + s) * HEADS + h]);
     }
-    float denom = 0.f;
-    for (int s = 0; s < splits; s++) {
-        const float m = part_m[((long) b * splits + s) * HEADS + h];
-        if (m > -INFINITY) denom += __expf(m - mx) * part_l[((long) b * splits + s) * HEADS + h];
+    red[tid] = mx;
+    __syncthreads();
+    for (int w = 64; w > 0; w /= 2) {
+        if (tid < w) red[tid] = fmaxf(red[tid], red[tid + w]);
+        __syncthreads();
     }
-    for (int c = threadIdx.x; c < LATENT; c += blockDim.x) {
-        float sum = 0.f;
+    mx = red[0];
+    __syncthreads();
+    float denom = 0.f;
+    for (int s = tid; s < splits; s += blockDim.x) {
+        const long i = ((long) b * splits + s) * HEADS + h;
+        const float m = part_m[i];
+        const float e = m > -INFINITY ? __expf(m - mx) : 0.f;
+        weight[s] = e;
+        denom += e * part_l[i];
+    }
+    red[tid] = denom;
+    __syncthreads();
+    for (int w = 64; w > 0; w /= 2) {
+        if (tid < w) red[tid] += red[tid + w];
+        __syncthreads();
+    }
+    const float inv = 1.f / red[0];
+    for (int c = tid * 4; c < LATENT; c += blockDim.x * 4) {
+        float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
         for (int s = 0; s < splits; s++) {
-            const float m = part_m[((long) b * splits + s) * HEADS + h];
-            if (m > -INFINITY) sum += __expf(m - mx) * part_z[(((long) b * splits + s) * HEADS + h) * LATENT + c];
+            const float e = weight[s];
+            if (e != 0.f) {
+                const float4 v = *reinterpret_cast<const float4*>(part_z + (((long) b * splits + s) * HEADS + h) * LATENT + c);
+                sum.x += e * v.x;
+                sum.y += e * v.y;
+                sum.z += e * v.z;
+                sum.w += e * v.w;
+            }
         }
-        z[((long) b * HEADS + h) * LATENT + c] = sum / denom;
+        *reinterpret_cast<float4*>(z + ((long) b * HEADS + h) * LATENT + c) = make_float4(sum.x * inv, sum.y * inv, sum.z * inv, sum.w * inv);
     }
 }

@@ -26,7 +26,9 @@ public final class MlaDecodeKernel {
     public static final int WIDTH = 576;
     public static final int LATENT = 512;
     public static final int PAGE = 64;
-    private static final int CHUNK = 32;
+    private static final int CHUNK = 64;
+    /** The combine kernel keeps one weight per slice in shared memory. */
+    static final int MAX_SPLITS = 1024;
     private static final int THREADS = 256;
     private static final int SHARED_BYTES = 2 * (HEADS + 2 * CHUNK) * (WIDTH + 8) + 4 * HEADS * (CHUNK + 4) + 2 * HEADS * (CHUNK + 8)
             + 4 * 3 * HEADS;
@@ -55,7 +57,7 @@ public final class MlaDecodeKernel {
 
     public void launch(int batch, DeviceBuffer q, DeviceBuffer cache, DeviceBuffer pages, int maxPages, DeviceBuffer lens,
                        int splits, DeviceBuffer workspace, DeviceBuffer z) {
-        if (batch <= 0 || batch > 65535 || splits <= 0 || maxPages <= 0) {
+        if (batch <= 0 || batch > 65535 || splits <= 0 || splits > MAX_SPLITS || maxPages <= 0) {
             throw new IllegalArgumentException("mla_decode: batch " + batch + ", splits " + splits + ", maxPages " + maxPages);
         }
         need("q", q, 2L * batch * HEADS * WIDTH);

@@ -34,12 +34,18 @@ __device__ __forceinline__ void mma_bf16(float* d, const uint32_t* a, const uint
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-__device__ __forceinline__ uint32_t pack(const __nv_bfloat16* p) {
-    return *reinterpret_cast<const uint32_t*>(p);
+// Four 8x8 b16 matrices from shared memory in mma fragment order; lane l gives the address of row l % 8 of matrix
+// l / 8. The .trans form delivers each matrix transposed.
+__device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* p) {
+    const unsigned a = (unsigned) __cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 }
 
-__device__ __forceinline__ uint32_t pack2(__nv_bfloat16 lo, __nv_bfloat16 hi) {
-    return (uint32_t) __bfloat16_as_ushort(lo) | ((uint32_t) __bfloat16_as_ushort(hi) << 16);
+__device__ __forceinline__ void ldsm_x4_trans(uint32_t* r, const void* p) {
+    const unsigned a = (unsigned) __cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 }
 
 // 16 bytes global -> shared without passing through registers; zero-filled when !valid.
@@ -133,30 +139,26 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
         // runs as two halves on separate accumulators so that four mma chains are in flight, not one.
         {
             const int mrow = 16 * (warp / 4);
+            const int n0 = 16 * (warp % 4);
+            const __nv_bfloat16* arow = sq + (mrow + (lane % 8) + 8 * ((lane / 8) % 2)) * QS + 8 * (lane / 16);
+            const __nv_bfloat16* brow = sc + (n0 + (lane % 8) + 8 * (lane / 16)) * QS + 8 * ((lane / 8) % 2);
             float s[2][2][4] = {};          // [k half][n tile][fragment]
-#pragma unroll 2
+#pragma unroll 3
             for (int k0 = 0; k0 < WIDTH / 2; k0 += 16) {
 #pragma unroll
                 for (int kh = 0; kh < 2; kh++) {
                     const int k = k0 + kh * (WIDTH / 2);
                     uint32_t a[4];
-                    a[0] = pack(sq + (mrow + g) * QS + k + 2 * t4);
-                    a[1] = pack(sq + (mrow + g + 8) * QS + k + 2 * t4);
-                    a[2] = pack(sq + (mrow + g) * QS + k + 2 * t4 + 8);
-                    a[3] = pack(sq + (mrow + g + 8) * QS + k + 2 * t4 + 8);
-#pragma unroll
-                    for (int nt = 0; nt < 2; nt++) {
-                        const int tok = 16 * (warp % 4) + 8 * nt + g;
-                        uint32_t bb[2];
-                        bb[0] = pack(sc + tok * QS + k + 2 * t4);
-                        bb[1] = pack(sc + tok * QS + k + 2 * t4 + 8);
-                        mma_bf16(s[kh][nt], a, bb);
-                    }
+                    uint32_t bq[4];
+                    ldsm_x4(a, arow + k);
+                    ldsm_x4(bq, brow + k);
+                    mma_bf16(s[kh][0], a, bq);
+                    mma_bf16(s[kh][1], a, bq + 2);
                 }
             }
 #pragma unroll
             for (int nt = 0; nt < 2; nt++) {
-                const int col = 16 * (warp % 4) + 8 * nt + 2 * t4;
+                const int col = n0 + 8 * nt + 2 * t4;
                 *reinterpret_cast<float2*>(ss + (mrow + g) * SS + col) = make_float2(s[0][nt][0] + s[1][nt][0], s[0][nt][1] + s[1][nt][1]);
                 *reinterpret_cast<float2*>(ss + (mrow + g + 8) * SS + col) = make_float2(s[0][nt][2] + s[1][nt][2], s[0][nt][3] + s[1][nt][3]);
             }
@@ -217,19 +219,17 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
             uint32_t a[2][4];
 #pragma unroll
             for (int mt = 0; mt < 2; mt++) {
-                a[mt][0] = pack(sp + (16 * mt + g) * PS + k0 + 2 * t4);
-                a[mt][1] = pack(sp + (16 * mt + g + 8) * PS + k0 + 2 * t4);
-                a[mt][2] = pack(sp + (16 * mt + g) * PS + k0 + 2 * t4 + 8);
-                a[mt][3] = pack(sp + (16 * mt + g + 8) * PS + k0 + 2 * t4 + 8);
+                ldsm_x4(a[mt], sp + (16 * mt + (lane % 8) + 8 * ((lane / 8) % 2)) * PS + k0 + 8 * (lane / 16));
             }
+            const __nv_bfloat16* brow = sc + (k0 + (lane % 8) + 8 * ((lane / 8) % 2)) * QS + 64 * warp + 8 * (lane / 16);
 #pragma unroll
-            for (int nt = 0; nt < 8; nt++) {
-                const int n = 64 * warp + 8 * nt + g;
-                uint32_t bb[2];
-                bb[0] = pack2(sc[(k0 + 2 * t4) * QS + n], sc[(k0 + 2 * t4 + 1) * QS + n]);
-                bb[1] = pack2(sc[(k0 + 2 * t4 + 8) * QS + n], sc[(k0 + 2 * t4 + 9) * QS + n]);
-                mma_bf16(acc[0][nt], a[0], bb);
-                mma_bf16(acc[1][nt], a[1], bb);
+            for (int np = 0; np < 4; np++) {
+                uint32_t bz[4];
+                ldsm_x4_trans(bz, brow + 16 * np);
+                mma_bf16(acc[0][2 * np], a[0], bz);
+                mma_bf16(acc[1][2 * np], a[1], bz);
+                mma_bf16(acc[0][2 * np + 1], a[0], bz + 2);
+                mma_bf16(acc[1][2 * np + 1], a[1], bz + 2);
             }
         }
         __syncthreads();                    // this buffer and sp are consumed before the next prefetch reuses them

@@ -45,6 +45,12 @@ public final class CudaKernelBench implements AutoCloseable {
         for (int b : new int[]{1, 16, 64, 256}) {
             kdaDecode(b, 32);
         }
+        try (CudaModule prefill = new CudaModule(device, "kda_prefill")) {
+            KdaPrefillKernel kernel = new KdaPrefillKernel(device, prefill);
+            for (int t : new int[]{1024, 4096, 16384, 65536}) {
+                kdaPrefill(kernel, t, 32);
+            }
+        }
         try (CudaModule mla = new CudaModule(device, "mla_decode")) {
             MlaDecodeKernel kernel = new MlaDecodeKernel(device, mla);
             for (int b : new int[]{1, 32}) {
@@ -163,6 +169,30 @@ public final class CudaKernelBench implements AutoCloseable {
                     + ",\"variant\":\"" + kernel.variantFor(batch).entry() + "\"" + (variant == null ? "" : ",\"forced\":true");
             emit("kda_decode", shape, us, bytes,
                     8.0 * batch * heads * d * d);
+        }
+    }
+
+    /** Chunked KDA prefill of one sequence of {@code tokens} (H heads, K = V = 128), both kernels, from a zero state. */
+    public void kdaPrefill(KdaPrefillKernel kernel, int tokens, int heads) {
+        int d = KdaPrefillKernel.HEAD_DIM;
+        SplittableRandom rnd = new SplittableRandom(tokens);
+        int n = tokens * heads;
+        try (KdaPrefillKernel.Plan plan = new KdaPrefillKernel.Plan(device, new int[]{tokens});
+             DeviceBuffer q = DeviceBuffer.of(device, KdaInputs.unitRows(rnd, n, d, (float) (1 / Math.sqrt(d))));
+             DeviceBuffer k = DeviceBuffer.of(device, KdaInputs.unitRows(rnd, n, d, 1f));
+             DeviceBuffer v = DeviceBuffer.of(device, KdaInputs.normal(rnd, n * d));
+             DeviceBuffer g = DeviceBuffer.of(device, KdaInputs.logDecay(rnd, n * d));
+             DeviceBuffer beta = DeviceBuffer.of(device, KdaInputs.uniform(rnd, n));
+             DeviceBuffer slots = DeviceBuffer.of(device, new int[]{0});
+             DeviceBuffer states = DeviceBuffer.allocate(device, 4L * heads * d * d);
+             DeviceBuffer scratch = DeviceBuffer.allocate(device, KdaPrefillKernel.scratchBytes(plan, heads));
+             DeviceBuffer out = DeviceBuffer.allocate(device, 4L * n * d)) {
+            double us = time(() -> {
+                states.fill(0f);
+                kernel.launch(plan, heads, q, k, v, g, beta, slots, states, scratch, out);
+            });
+            emit("kda_prefill", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d,\"head_dim\":%d,\"tokens_per_s\":%.4g", tokens, heads, d,
+                    tokens / (us * 1e-6)), us, 4.0 * 5 * n * d, (6.0 * d * d + 3.0 * 64 * d + 64.0 * 64) * 2 * n);
         }
     }
 

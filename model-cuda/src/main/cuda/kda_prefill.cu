@@ -1,0 +1,248 @@
+// KDA chunked prefill (spec 4.1-4.4), chunk C = 64, K = V = 128, fp32 throughout, varlen batches.
+//
+// Two kernels:
+//  kda_chunk_intra  grid (chunks, H): per chunk and head, the cumulative log decay G (within the chunk) and the two
+//                   lower-triangular matrices with EXACT pairwise decays (exponents G_r - G_j <= 0 only, so nothing
+//                   overflows however strong the gate; spec 4.6 option 1):
+//                     Akk[r][j] = beta_r sum_d k_r[d] exp(G_r[d] - G_j[d]) k_j[d]   (j < r)
+//                     Aqk[r][j] =        sum_d q_r[d] exp(G_r[d] - G_j[d]) k_j[d]   (j <= r)
+//                   then T = (I + Akk)^-1 (unit lower triangular, forward substitution, a column per thread), and
+//                   stores T and Aqk. All chunks of all sequences at once, off the sequential path.
+//  kda_chunk_sweep  grid (V / 32, H, B): per sequence, head and 32-column tile of the state, the chunks in order:
+//                     rhs = beta (V - (e^G . K) S),   N = T rhs,
+//                     O = (e^G . Q) S + Aqk N,        S <- e^G_last . S + sum_r (e^(G_last - G_r) . k_r) n_r^T
+//                   Columns of the state never mix, so the tiles run independently.
+//
+// Layouts: q, k, g [T][H][128] (q L2-normed and scaled, k L2-normed, g = log decay), v and o [T][H][128], beta [T][H]
+// (rows of all sequences back to back); seq_start [B + 1] token offsets; chunk_seq / chunk_first [chunks]: the
+// sequence and first token of each chunk (chunks of a sequence consecutive, in order), seq_chunk0 [B] the index of a
+// sequence's first chunk; A [chunks][H][2][64][64] fp32 scratch (T, then Aqk); states [slots][H][128][128] with slots [B].
+// A partial last chunk is padded with k = v = 0, beta = 0, g = 0 (spec 4.4): the padding changes nothing.
+
+#define KD 128
+#define C 64
+#define R (KD + 1)              // padded row stride of [C][KD] smem arrays: rows differ by one bank
+#define TILE 32
+
+extern "C" __global__ void __launch_bounds__(256)
+kda_chunk_intra(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ g,
+                const float* __restrict__ beta, const int* __restrict__ chunk_seq, const int* __restrict__ chunk_first,
+                const int* __restrict__ seq_start, int heads, float* __restrict__ A) {
+    extern __shared__ float sh[];
+    float* sk = sh;                          // [C][R]
+    float* sq = sk + C * R;                  // [C][R]
+    float* sg = sq + C * R;                  // [C][R] cumulative log decay
+    __shared__ float sb[C];
+
+    const int chunk = blockIdx.x;
+    const int h = blockIdx.y;
+    const int tid = threadIdx.x;
+    const int first = chunk_first[chunk];
+    const int len = min(C, seq_start[chunk_seq[chunk] + 1] - first);
+
+    for (int i = tid; i < C * KD; i += blockDim.x) {
+        const int r = i / KD;
+        const int d = i % KD;
+        const bool real = r < len;
+        const long at = ((long) (first + r) * heads + h) * KD + d;
+        sk[r * R + d] = real ? k[at] : 0.f;
+        sq[r * R + d] = real ? q[at] : 0.f;
+        sg[r * R + d] = real ? g[at] : 0.f;
+    }
+    if (tid < C) {
+        sb[tid] = tid < len ? beta[(long) (first + tid) * heads + h] : 0.f;
+    }
+    __syncthreads();
+    if (tid < KD) {                          // inclusive cumulative sum down each channel
+        float acc = 0.f;
+        for (int r = 0; r < C; r++) {
+            acc += sg[r * R + tid];
+            sg[r * R + tid] = acc;
+        }
+    }
+    __syncthreads();
+
+    float* out_t = A + ((long) chunk * heads + h) * 2 * C * C;
+    float* out_aqk = out_t + C * C;
+    float* sa = sq;                          // Akk [C][C + 1] reuses q's rows once Aqk is out
+    float akk_mine[C * C / 256];            // blockDim.x == 256: element p = tid + 256 n
+#pragma unroll
+    for (int n = 0; n < C * C / 256; n++) {
+        const int p = tid + 256 * n;
+        const int r = p / C;
+        const int j = p % C;
+        float kk = 0.f;
+        float qk = 0.f;
+        if (j <= r) {
+            const float* kr = sk + r * R;
+            const float* qr = sq + r * R;
+            const float* kj = sk + j * R;
+            const float* gr = sg + r * R;
+            const float* gj = sg + j * R;
+#pragma unroll 8
+            for (int d = 0; d < KD; d++) {
+                const float e = __expf(gr[d] - gj[d]) * kj[d];
+                kk = fmaf(kr[d], e, kk);
+                qk = fmaf(qr[d], e, qk);
+            }
+        }
+        akk_mine[n] = j < r ? sb[r] * kk : 0.f;
+        out_aqk[p] = qk;
+    }
+    __syncthreads();                         // every thread is done reading sq
+#pragma unroll
+    for (int n = 0; n < C * C / 256; n++) {
+        const int p = tid + 256 * n;
+        sa[(p / C) * (C + 1) + p % C] = akk_mine[n];
+    }
+    __syncthreads();
+    // T = (I + Akk)^-1: column c solves (I + Akk) t = e_c; T[r][c] = -sum_{c <= j < r} Akk[r][j] T[j][c].
+    float* st = sk;                          // T [C][C + 1] reuses k's rows
+    if (tid < C) {
+        const int c = tid;
+        for (int r = 0; r < C; r++) {
+            float acc = r == c ? 1.f : 0.f;
+            if (r > c) {
+                for (int j = c; j < r; j++) {
+                    acc = fmaf(-sa[r * (C + 1) + j], st[j * (C + 1) + c], acc);
+                }
+            }
+            st[r * (C + 1) + c] = acc;
+        }
+    }
+    __syncthreads();
+    for (int p = tid; p < C * C; p += blockDim.x) {
+        out_t[p] = st[(p / C) * (C + 1) + p % C];
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+                const float* __restrict__ g, const float* __restrict__ beta, const int* __restrict__ seq_start,
+                const int* __restrict__ seq_chunk0, const float* __restrict__ A, const int* __restrict__ slots,
+                float* __restrict__ states, float* __restrict__ o, int heads) {
+    extern __shared__ float sh[];
+    float* sS = sh;                          // [KD][TILE] state columns
+    float* sqe = sS + KD * TILE;             // [C][R] q . e^G
+    float* ske = sqe + C * R;                // [C][R] k . e^G
+    float* sk2 = ske + C * R;                // [C][R] k . e^(G_last - G)
+    float* sa = sk2 + C * R;                 // [C][C + 1] Akk, then Aqk
+    float* sn = sa + C * (C + 1);            // [C][TILE + 1] rhs, then N
+    float* sgl = sn + C * (TILE + 1);        // [KD] e^G_last
+    float* sglraw = sgl + KD;                // [KD] G_last
+    float* sbeta = sglraw + KD;              // [C]
+    float* srhs = sbeta + C;                 // [C][TILE + 1]
+
+    const int tile = blockIdx.x;
+    const int h = blockIdx.y;
+    const int b = blockIdx.z;
+    const int tid = threadIdx.x;
+    const int col0 = tile * TILE;
+    const int start = seq_start[b];
+    const int end = seq_start[b + 1];
+    float* state = states + ((long) slots[b] * heads + h) * KD * KD + col0;
+
+    for (int i = tid; i < KD * TILE; i += blockDim.x) {
+        sS[i] = state[(long) (i / TILE) * KD + i % TILE];
+    }
+    int chunk = seq_chunk0[b];
+    for (int first = start; first < end; first += C, chunk++) {
+        const int len = min(C, end - first);
+        __syncthreads();                     // the previous chunk is done with every buffer
+        // Cumulative decay per channel, and the three decayed copies of q / k.
+        if (tid < KD) {
+            const int d = tid;
+            float acc = 0.f;
+            for (int r = 0; r < C; r++) {
+                const bool real = r < len;
+                const long at = ((long) (first + r) * heads + h) * KD + d;
+                acc += real ? g[at] : 0.f;
+                sk2[r * R + d] = acc;        // G for now
+            }
+            sgl[d] = __expf(acc);
+            sglraw[d] = acc;
+        }
+        if (tid < C) {
+            sbeta[tid] = tid < len ? beta[(long) (first + tid) * heads + h] : 0.f;
+        }
+        __syncthreads();
+        for (int i = tid; i < C * KD; i += blockDim.x) {
+            const int r = i / KD;
+            const int d = i % KD;
+            const bool real = r < len;
+            const long at = ((long) (first + r) * heads + h) * KD + d;
+            const float gr = sk2[r * R + d];
+            const float glast = sglraw[d];
+            const float kv = real ? k[at] : 0.f;
+            const float er = __expf(gr);
+            sqe[r * R + d] = (real ? q[at] : 0.f) * er;
+            ske[r * R + d] = kv * er;
+            sk2[r * R + d] = kv * __expf(glast - gr);
+        }
+        const float* tq = A + ((long) chunk * heads + h) * 2 * C * C;      // T, then Aqk
+        for (int i = tid; i < C * C; i += blockDim.x) {
+            sa[(i / C) * (C + 1) + i % C] = tq[i];
+        }
+        __syncthreads();
+        // rhs = beta (v - (k e^G) S)
+        for (int i = tid; i < C * TILE; i += blockDim.x) {
+            const int r = i / TILE;
+            const int c = i % TILE;
+            float acc = 0.f;
+#pragma unroll 8
+            for (int d = 0; d < KD; d++) {
+                acc = fmaf(ske[r * R + d], sS[d * TILE + c], acc);
+            }
+            const float vv = r < len ? v[((long) (first + r) * heads + h) * KD + col0 + c] : 0.f;
+            srhs[r * (TILE + 1) + c] = sbeta[r] * (vv - acc);
+        }
+        __syncthreads();
+        // N = T rhs (T unit lower triangular)
+        for (int i = tid; i < C * TILE; i += blockDim.x) {
+            const int r = i / TILE;
+            const int c = i % TILE;
+            float acc = 0.f;
+            for (int j = 0; j <= r; j++) {
+                acc = fmaf(sa[r * (C + 1) + j], srhs[j * (TILE + 1) + c], acc);
+            }
+            sn[r * (TILE + 1) + c] = acc;
+        }
+        __syncthreads();
+        for (int i = tid; i < C * C; i += blockDim.x) {      // Aqk replaces T
+            sa[(i / C) * (C + 1) + i % C] = tq[C * C + i];
+        }
+        __syncthreads();
+        // O = (q e^G) S + Aqk N, for the real rows
+        for (int i = tid; i < C * TILE; i += blockDim.x) {
+            const int r = i / TILE;
+            const int c = i % TILE;
+            if (r < len) {
+                float acc = 0.f;
+#pragma unroll 8
+                for (int d = 0; d < KD; d++) {
+                    acc = fmaf(sqe[r * R + d], sS[d * TILE + c], acc);
+                }
+                for (int j = 0; j <= r; j++) {
+                    acc = fmaf(sa[r * (C + 1) + j], sn[j * (TILE + 1) + c], acc);
+                }
+                o[((long) (first + r) * heads + h) * KD + col0 + c] = acc;
+            }
+        }
+        __syncthreads();
+        // S <- e^G_last . S + sum_r (k_r e^(G_last - G_r)) n_r^T
+        for (int i = tid; i < KD * TILE; i += blockDim.x) {
+            const int d = i / TILE;
+            const int c = i % TILE;
+            float acc = sgl[d] * sS[i];
+#pragma unroll 8
+            for (int r = 0; r < C; r++) {
+                acc = fmaf(sk2[r * R + d], sn[r * (TILE + 1) + c], acc);
+            }
+            sS[i] = acc;
+        }
+    }
+    __syncthreads();
+    for (int i = tid; i < KD * TILE; i += blockDim.x) {
+        state[(long) (i / TILE) * KD + i % TILE] = sS[i];
+    }
+}

@@ -1,0 +1,136 @@
+package dev.kimiserve.cuda;
+
+import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+
+import jcuda.Pointer;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
+
+/**
+ * Launches the chunked KDA prefill (src/main/cuda/kda_prefill.cu) over a varlen batch: {@code kda_chunk_intra} for
+ * every 64-token chunk of every sequence at once (exact pairwise decays, the triangular inverse), then
+ * {@code kda_chunk_sweep} over each sequence's chunks in order, a block per (sequence, head, 32-column state tile).
+ * K = V = 128. The state of each sequence starts from and returns to its pool slot, so a prompt can be prefilled in
+ * several calls.
+ *
+ * <pre>
+ * q, k, g  [T, H, 128] fp32   rows of all sequences back to back (q L2-normed and scaled, k L2-normed, g log decay)
+ * v        [T, H, 128] fp32
+ * beta     [T, H]      fp32
+ * states   [slots, H, 128, 128] fp32, slots [B] int32
+ * out      [T, H, 128] fp32
+ * </pre>
+ */
+public final class KdaPrefillKernel {
+    public static final int HEAD_DIM = 128;
+    public static final int CHUNK = 64;
+    private static final int R = HEAD_DIM + 1;
+    private static final int INTRA_SHARED = 4 * 3 * CHUNK * R;
+    private static final int SWEEP_SHARED = 4 * (HEAD_DIM * 32 + 3 * CHUNK * R + CHUNK * (CHUNK + 1) + 2 * CHUNK * 33 + 2 * HEAD_DIM + CHUNK);
+    private final CudaDevice device;
+    private final CUfunction intra;
+    private final CUfunction sweep;
+
+    /** The chunk bookkeeping of one batch of sequence lengths, on the device. */
+    public static final class Plan implements AutoCloseable {
+        final int batch;
+        final int tokens;
+        final int chunks;
+        final DeviceBuffer seqStart;
+        final DeviceBuffer chunkSeq;
+        final DeviceBuffer chunkFirst;
+        final DeviceBuffer seqChunk0;
+
+        public Plan(CudaDevice device, int[] lengths) {
+            batch = lengths.length;
+            int[] start = new int[batch + 1];
+            int[] chunk0 = new int[batch];
+            int count = 0;
+            for (int b = 0; b < batch; b++) {
+                if (lengths[b] <= 0) {
+                    throw new IllegalArgumentException("kda prefill: sequence " + b + " has " + lengths[b] + " tokens");
+                }
+                start[b + 1] = start[b] + lengths[b];
+                chunk0[b] = count;
+                count += (lengths[b] + CHUNK - 1) / CHUNK;
+            }
+            int[] seq = new int[count];
+            int[] first = new int[count];
+            for (int b = 0; b < batch; b++) {
+                for (int c = 0; c * CHUNK < lengths[b]; c++) {
+                    seq[chunk0[b] + c] = b;
+                    first[chunk0[b] + c] = start[b] + c * CHUNK;
+                }
+            }
+            tokens = start[batch];
+            chunks = count;
+            seqStart = DeviceBuffer.of(device, start);
+            chunkSeq = DeviceBuffer.of(device, seq);
+            chunkFirst = DeviceBuffer.of(device, first);
+            seqChunk0 = DeviceBuffer.of(device, chunk0);
+        }
+
+        public int chunks() {
+            return chunks;
+        }
+
+        public int tokens() {
+            return tokens;
+        }
+
+        @Override
+        public void close() {
+            seqStart.close();
+            chunkSeq.close();
+            chunkFirst.close();
+            seqChunk0.close();
+        }
+    }
+
+    public KdaPrefillKernel(CudaDevice device, CudaModule module) {
+        this.device = device;
+        this.intra = module.function("kda_chunk_intra");
+        this.sweep = module.function("kda_chunk_sweep");
+        device.makeCurrent();
+        cuFuncSetAttribute(intra, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, INTRA_SHARED);
+        cuFuncSetAttribute(sweep, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, SWEEP_SHARED);
+    }
+
+    /** Scratch bytes for a plan: T and Aqk of every chunk and head. */
+    public static long scratchBytes(Plan plan, int heads) {
+        return 4L * plan.chunks * heads * 2 * CHUNK * CHUNK;
+    }
+
+    public void launch(Plan plan, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,
+                       DeviceBuffer slots, DeviceBuffer states, DeviceBuffer scratch, DeviceBuffer out) {
+        if (heads <= 0 || heads > 65535 || plan.batch > 65535) {
+            throw new IllegalArgumentException("kda prefill: heads " + heads + ", batch " + plan.batch);
+        }
+        long rows = 4L * plan.tokens * heads * HEAD_DIM;
+        need("q", q, rows);
+        need("k", k, rows);
+        need("v", v, rows);
+        need("g", g, rows);
+        need("out", out, rows);
+        need("beta", beta, 4L * plan.tokens * heads);
+        need("slots", slots, 4L * plan.batch);
+        need("scratch", scratch, scratchBytes(plan, heads));
+        device.makeCurrent();
+        cuLaunchKernel(intra, plan.chunks, heads, 1, 256, 1, 1, INTRA_SHARED, device.stream(),
+                Pointer.to(Pointer.to(q.pointer()), Pointer.to(k.pointer()), Pointer.to(g.pointer()), Pointer.to(beta.pointer()),
+                        Pointer.to(plan.chunkSeq.pointer()), Pointer.to(plan.chunkFirst.pointer()), Pointer.to(plan.seqStart.pointer()),
+                        Pointer.to(new int[]{heads}), Pointer.to(scratch.pointer())), null);
+        cuLaunchKernel(sweep, HEAD_DIM / 32, heads, plan.batch, 256, 1, 1, SWEEP_SHARED, device.stream(),
+                Pointer.to(Pointer.to(q.pointer()), Pointer.to(k.pointer()), Pointer.to(v.pointer()), Pointer.to(g.pointer()),
+                        Pointer.to(beta.pointer()), Pointer.to(plan.seqStart.pointer()), Pointer.to(plan.seqChunk0.pointer()),
+                        Pointer.to(scratch.pointer()), Pointer.to(slots.pointer()), Pointer.to(states.pointer()), Pointer.to(out.pointer()),
+                        Pointer.to(new int[]{heads})), null);
+    }
+
+    private static void need(String name, DeviceBuffer b, long bytes) {
+        if (b.bytes() < bytes) {
+            throw new IllegalArgumentException("kda prefill: " + name + " holds " + b.bytes() + " bytes, needs " + bytes);
+        }
+    }
+}

@@ -116,22 +116,28 @@ kda_chunk_intra(const float* __restrict__ q, const float* __restrict__ k, const 
     }
 }
 
+// Thread tiles of the sweep (256 threads): the [64 x 32] products (rhs, N, O) as 4 rows x 2 columns per thread
+// (tr = tid / 16, tc = tid % 16), the [128 x 32] state update as 4 rows x 4 columns (tid / 8, tid % 8), so that every
+// value loaded from shared memory feeds several FMAs.
+#define NS 36                   // row stride of the [C][TILE] arrays (16-byte aligned rows)
+#define RA 132                  // row stride of the [C][KD] arrays in the sweep (16-byte aligned rows)
+
 extern "C" __global__ void __launch_bounds__(256)
 kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                 const float* __restrict__ g, const float* __restrict__ beta, const int* __restrict__ seq_start,
                 const int* __restrict__ seq_chunk0, const float* __restrict__ A, const int* __restrict__ slots,
                 float* __restrict__ states, float* __restrict__ o, int heads) {
-    extern __shared__ float sh[];
+    extern __shared__ __align__(16) float sh[];
     float* sS = sh;                          // [KD][TILE] state columns
-    float* sqe = sS + KD * TILE;             // [C][R] q . e^G
-    float* ske = sqe + C * R;                // [C][R] k . e^G
-    float* sk2 = ske + C * R;                // [C][R] k . e^(G_last - G)
-    float* sa = sk2 + C * R;                 // [C][C + 1] Akk, then Aqk
-    float* sn = sa + C * (C + 1);            // [C][TILE + 1] rhs, then N
-    float* sgl = sn + C * (TILE + 1);        // [KD] e^G_last
+    float* sqe = sS + KD * TILE;             // [C][RA] q . e^G
+    float* ske = sqe + C * RA;               // [C][RA] k . e^G
+    float* sk2 = ske + C * RA;               // [C][RA] k . e^(G_last - G)
+    float* sa = sk2 + C * RA;                // [C][C + 1] T, then Aqk
+    float* sn = sa + C * (C + 1);            // [C][NS] N (16-byte aligned: C * (C + 1) is a multiple of 4)
+    float* srhs = sn + C * NS;               // [C][NS]
+    float* sgl = srhs + C * NS;              // [KD] e^G_last
     float* sglraw = sgl + KD;                // [KD] G_last
     float* sbeta = sglraw + KD;              // [C]
-    float* srhs = sbeta + C;                 // [C][TILE + 1]
 
     const int tile = blockIdx.x;
     const int h = blockIdx.y;
@@ -140,6 +146,10 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
     const int col0 = tile * TILE;
     const int start = seq_start[b];
     const int end = seq_start[b + 1];
+    const int tr = tid / 16;                 // rows 4 tr .. 4 tr + 3 of a [64 x 32] product
+    const int tc = tid % 16;                 // columns 2 tc, 2 tc + 1
+    const int ur = tid / 8;                  // state rows 4 ur .. 4 ur + 3
+    const int uc = tid % 8;                  // state columns 4 uc .. 4 uc + 3
     float* state = states + ((long) slots[b] * heads + h) * KD * KD + col0;
 
     for (int i = tid; i < KD * TILE; i += blockDim.x) {
@@ -149,15 +159,12 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
     for (int first = start; first < end; first += C, chunk++) {
         const int len = min(C, end - first);
         __syncthreads();                     // the previous chunk is done with every buffer
-        // Cumulative decay per channel, and the three decayed copies of q / k.
-        if (tid < KD) {
+        if (tid < KD) {                      // cumulative decay per channel (kept in sk2 for a moment)
             const int d = tid;
             float acc = 0.f;
             for (int r = 0; r < C; r++) {
-                const bool real = r < len;
-                const long at = ((long) (first + r) * heads + h) * KD + d;
-                acc += real ? g[at] : 0.f;
-                sk2[r * R + d] = acc;        // G for now
+                acc += r < len ? g[((long) (first + r) * heads + h) * KD + d] : 0.f;
+                sk2[r * RA + d] = acc;
             }
             sgl[d] = __expf(acc);
             sglraw[d] = acc;
@@ -171,74 +178,128 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
             const int d = i % KD;
             const bool real = r < len;
             const long at = ((long) (first + r) * heads + h) * KD + d;
-            const float gr = sk2[r * R + d];
-            const float glast = sglraw[d];
+            const float gr = sk2[r * RA + d];
             const float kv = real ? k[at] : 0.f;
             const float er = __expf(gr);
-            sqe[r * R + d] = (real ? q[at] : 0.f) * er;
-            ske[r * R + d] = kv * er;
-            sk2[r * R + d] = kv * __expf(glast - gr);
+            sqe[r * RA + d] = (real ? q[at] : 0.f) * er;
+            ske[r * RA + d] = kv * er;
+            sk2[r * RA + d] = kv * __expf(sglraw[d] - gr);
         }
         const float* tq = A + ((long) chunk * heads + h) * 2 * C * C;      // T, then Aqk
         for (int i = tid; i < C * C; i += blockDim.x) {
             sa[(i / C) * (C + 1) + i % C] = tq[i];
         }
         __syncthreads();
+
         // rhs = beta (v - (k e^G) S)
-        for (int i = tid; i < C * TILE; i += blockDim.x) {
-            const int r = i / TILE;
-            const int c = i % TILE;
-            float acc = 0.f;
-#pragma unroll 8
+        {
+            float acc[4][2] = {};
+#pragma unroll 4
             for (int d = 0; d < KD; d++) {
-                acc = fmaf(ske[r * R + d], sS[d * TILE + c], acc);
+                const float2 s2 = *reinterpret_cast<const float2*>(sS + d * TILE + 2 * tc);
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const float ke = ske[(4 * tr + i) * RA + d];
+                    acc[i][0] = fmaf(ke, s2.x, acc[i][0]);
+                    acc[i][1] = fmaf(ke, s2.y, acc[i][1]);
+                }
             }
-            const float vv = r < len ? v[((long) (first + r) * heads + h) * KD + col0 + c] : 0.f;
-            srhs[r * (TILE + 1) + c] = sbeta[r] * (vv - acc);
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = 4 * tr + i;
+                const bool real = r < len;
+                const long at = ((long) (first + r) * heads + h) * KD + col0 + 2 * tc;
+                const float2 vv = real ? *reinterpret_cast<const float2*>(v + at) : make_float2(0.f, 0.f);
+                srhs[r * NS + 2 * tc] = sbeta[r] * (vv.x - acc[i][0]);
+                srhs[r * NS + 2 * tc + 1] = sbeta[r] * (vv.y - acc[i][1]);
+            }
         }
         __syncthreads();
-        // N = T rhs (T unit lower triangular)
-        for (int i = tid; i < C * TILE; i += blockDim.x) {
-            const int r = i / TILE;
-            const int c = i % TILE;
-            float acc = 0.f;
-            for (int j = 0; j <= r; j++) {
-                acc = fmaf(sa[r * (C + 1) + j], srhs[j * (TILE + 1) + c], acc);
+        // N = T rhs (T is unit lower triangular with zeros above the diagonal)
+        {
+            float acc[4][2] = {};
+            const int last = 4 * tr + 3;
+            for (int j = 0; j <= last; j++) {
+                const float2 r2 = *reinterpret_cast<const float2*>(srhs + j * NS + 2 * tc);
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const float t = sa[(4 * tr + i) * (C + 1) + j];
+                    acc[i][0] = fmaf(t, r2.x, acc[i][0]);
+                    acc[i][1] = fmaf(t, r2.y, acc[i][1]);
+                }
             }
-            sn[r * (TILE + 1) + c] = acc;
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                *reinterpret_cast<float2*>(sn + (4 * tr + i) * NS + 2 * tc) = make_float2(acc[i][0], acc[i][1]);
+            }
         }
         __syncthreads();
         for (int i = tid; i < C * C; i += blockDim.x) {      // Aqk replaces T
             sa[(i / C) * (C + 1) + i % C] = tq[C * C + i];
         }
         __syncthreads();
-        // O = (q e^G) S + Aqk N, for the real rows
-        for (int i = tid; i < C * TILE; i += blockDim.x) {
-            const int r = i / TILE;
-            const int c = i % TILE;
-            if (r < len) {
-                float acc = 0.f;
-#pragma unroll 8
-                for (int d = 0; d < KD; d++) {
-                    acc = fmaf(sqe[r * R + d], sS[d * TILE + c], acc);
+        // O = (q e^G) S + Aqk N (Aqk is zero above the diagonal)
+        {
+            float acc[4][2] = {};
+#pragma unroll 4
+            for (int d = 0; d < KD; d++) {
+                const float2 s2 = *reinterpret_cast<const float2*>(sS + d * TILE + 2 * tc);
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const float qe = sqe[(4 * tr + i) * RA + d];
+                    acc[i][0] = fmaf(qe, s2.x, acc[i][0]);
+                    acc[i][1] = fmaf(qe, s2.y, acc[i][1]);
                 }
-                for (int j = 0; j <= r; j++) {
-                    acc = fmaf(sa[r * (C + 1) + j], sn[j * (TILE + 1) + c], acc);
+            }
+            const int last = 4 * tr + 3;
+            for (int j = 0; j <= last; j++) {
+                const float2 n2 = *reinterpret_cast<const float2*>(sn + j * NS + 2 * tc);
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const float a = sa[(4 * tr + i) * (C + 1) + j];
+                    acc[i][0] = fmaf(a, n2.x, acc[i][0]);
+                    acc[i][1] = fmaf(a, n2.y, acc[i][1]);
                 }
-                o[((long) (first + r) * heads + h) * KD + col0 + c] = acc;
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int r = 4 * tr + i;
+                if (r < len) {
+                    *reinterpret_cast<float2*>(o + ((long) (first + r) * heads + h) * KD + col0 + 2 * tc) = make_float2(acc[i][0], acc[i][1]);
+                }
             }
         }
+        // S <- e^G_last . S + sum_r (k_r e^(G_last - G_r)) n_r^T (rows 4 ur .., columns 4 uc ..), once every thread has
+        // read S for O.
         __syncthreads();
-        // S <- e^G_last . S + sum_r (k_r e^(G_last - G_r)) n_r^T
-        for (int i = tid; i < KD * TILE; i += blockDim.x) {
-            const int d = i / TILE;
-            const int c = i % TILE;
-            float acc = sgl[d] * sS[i];
-#pragma unroll 8
-            for (int r = 0; r < C; r++) {
-                acc = fmaf(sk2[r * R + d], sn[r * (TILE + 1) + c], acc);
+        {
+            float acc[4][4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const float4 s4 = *reinterpret_cast<const float4*>(sS + (4 * ur + i) * TILE + 4 * uc);
+                const float e = sgl[4 * ur + i];
+                acc[i][0] = e * s4.x;
+                acc[i][1] = e * s4.y;
+                acc[i][2] = e * s4.z;
+                acc[i][3] = e * s4.w;
             }
-            sS[i] = acc;
+#pragma unroll 4
+            for (int r = 0; r < C; r++) {
+                const float4 k4 = *reinterpret_cast<const float4*>(sk2 + r * RA + 4 * ur);
+                const float4 n4 = *reinterpret_cast<const float4*>(sn + r * NS + 4 * uc);
+                const float kk[4] = {k4.x, k4.y, k4.z, k4.w};
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    acc[i][0] = fmaf(kk[i], n4.x, acc[i][0]);
+                    acc[i][1] = fmaf(kk[i], n4.y, acc[i][1]);
+                    acc[i][2] = fmaf(kk[i], n4.z, acc[i][2]);
+                    acc[i][3] = fmaf(kk[i], n4.w, acc[i][3]);
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                *reinterpret_cast<float4*>(sS + (4 * ur + i) * TILE + 4 * uc) = make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+            }
         }
     }
     __syncthreads();

@@ -27,7 +27,7 @@ public final class KdaPrefillKernel {
     public static final int CHUNK = 64;
     private static final int R = HEAD_DIM + 1;
     private static final int INTRA_SHARED = 4 * 3 * CHUNK * R;
-    private static final int SWEEP_SHARED = 4 * (HEAD_DIM * 32 + 3 * CHUNK * R + CHUNK * (CHUNK + 1) + 2 * CHUNK * 33 + 2 * HEAD_DIM + CHUNK);
+    private static final int SWEEP_SHARED = 4 * (HEAD_DIM * 32 + 3 * CHUNK * 132 + CHUNK * (CHUNK + 1) + 2 * CHUNK * 36 + 2 * HEAD_DIM + CHUNK);
     private final CudaDevice device;
     private final CUfunction intra;
     private final CUfunction sweep;

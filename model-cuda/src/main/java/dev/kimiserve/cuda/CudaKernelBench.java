@@ -193,6 +193,9 @@ public final class CudaKernelBench implements AutoCloseable {
             });
             emit("kda_prefill", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d,\"head_dim\":%d,\"tokens_per_s\":%.4g", tokens, heads, d,
                     tokens / (us * 1e-6)), us, 4.0 * 5 * n * d, (6.0 * d * d + 3.0 * 64 * d + 64.0 * 64) * 2 * n);
+            double intraUs = time(() -> kernel.launchIntra(plan, heads, q, k, g, beta, scratch));
+            emit("kda_prefill_intra", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d", tokens, heads), intraUs,
+                    4.0 * 3 * n * d + 4.0 * 2 * plan.chunks() * heads * 64 * 64, 0);
         }
     }
 

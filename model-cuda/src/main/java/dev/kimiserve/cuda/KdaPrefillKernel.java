@@ -116,11 +116,23 @@ public final class KdaPrefillKernel {
         need("beta", beta, 4L * plan.tokens * heads);
         need("slots", slots, 4L * plan.batch);
         need("scratch", scratch, scratchBytes(plan, heads));
+        launchIntra(plan, heads, q, k, g, beta, scratch);
+        launchSweep(plan, heads, q, k, v, g, beta, slots, states, scratch, out);
+    }
+
+    /** The first kernel alone (every chunk's T and Aqk); {@link #launch} runs both. */
+    void launchIntra(Plan plan, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer g, DeviceBuffer beta, DeviceBuffer scratch) {
         device.makeCurrent();
         cuLaunchKernel(intra, plan.chunks, heads, 1, 256, 1, 1, INTRA_SHARED, device.stream(),
                 Pointer.to(Pointer.to(q.pointer()), Pointer.to(k.pointer()), Pointer.to(g.pointer()), Pointer.to(beta.pointer()),
                         Pointer.to(plan.chunkSeq.pointer()), Pointer.to(plan.chunkFirst.pointer()), Pointer.to(plan.seqStart.pointer()),
                         Pointer.to(new int[]{heads}), Pointer.to(scratch.pointer())), null);
+    }
+
+    /** The second kernel alone (the sequential sweep), after {@link #launchIntra} filled the scratch. */
+    void launchSweep(Plan plan, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,
+                     DeviceBuffer slots, DeviceBuffer states, DeviceBuffer scratch, DeviceBuffer out) {
+        device.makeCurrent();
         cuLaunchKernel(sweep, HEAD_DIM / 32, heads, plan.batch, 256, 1, 1, SWEEP_SHARED, device.stream(),
                 Pointer.to(Pointer.to(q.pointer()), Pointer.to(k.pointer()), Pointer.to(v.pointer()), Pointer.to(g.pointer()),
                         Pointer.to(beta.pointer()), Pointer.to(plan.seqStart.pointer()), Pointer.to(plan.seqChunk0.pointer()),

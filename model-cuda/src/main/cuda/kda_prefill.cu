@@ -159,11 +159,16 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
     for (int first = start; first < end; first += C, chunk++) {
         const int len = min(C, end - first);
         __syncthreads();                     // the previous chunk is done with every buffer
-        if (tid < KD) {                      // cumulative decay per channel (kept in sk2 for a moment)
+        for (int i = tid; i < C * KD; i += blockDim.x) {       // the chunk's gates, all at once (coalesced)
+            const int r = i / KD;
+            sk2[r * RA + i % KD] = r < len ? g[((long) (first + r) * heads + h) * KD + i % KD] : 0.f;
+        }
+        __syncthreads();
+        if (tid < KD) {                      // cumulative decay per channel, in place (kept in sk2 for a moment)
             const int d = tid;
             float acc = 0.f;
             for (int r = 0; r < C; r++) {
-                acc += r < len ? g[((long) (first + r) * heads + h) * KD + d] : 0.f;
+                acc += sk2[r * RA + d];
                 sk2[r * RA + d] = acc;
             }
             sgl[d] = __expf(acc);

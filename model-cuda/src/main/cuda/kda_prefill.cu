@@ -159,9 +159,19 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
     for (int first = start; first < end; first += C, chunk++) {
         const int len = min(C, end - first);
         __syncthreads();                     // the previous chunk is done with every buffer
-        for (int i = tid; i < C * KD; i += blockDim.x) {       // the chunk's gates, all at once (coalesced)
-            const int r = i / KD;
-            sk2[r * RA + i % KD] = r < len ? g[((long) (first + r) * heads + h) * KD + i % KD] : 0.f;
+        {                                                       // the chunk's gates, all loads in flight at once
+            float gv[C * KD / 256];
+#pragma unroll
+            for (int n = 0; n < C * KD / 256; n++) {
+                const int i = tid + 256 * n;
+                const int r = i / KD;
+                gv[n] = r < len ? g[((long) (first + r) * heads + h) * KD + i % KD] : 0.f;
+            }
+#pragma unroll
+            for (int n = 0; n < C * KD / 256; n++) {
+                const int i = tid + 256 * n;
+                sk2[(i / KD) * RA + i % KD] = gv[n];
+            }
         }
         __syncthreads();
         if (tid < KD) {                      // cumulative decay per channel, in place (kept in sk2 for a moment)
@@ -178,21 +188,39 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
             sbeta[tid] = tid < len ? beta[(long) (first + tid) * heads + h] : 0.f;
         }
         __syncthreads();
-        for (int i = tid; i < C * KD; i += blockDim.x) {
-            const int r = i / KD;
-            const int d = i % KD;
-            const bool real = r < len;
-            const long at = ((long) (first + r) * heads + h) * KD + d;
-            const float gr = sk2[r * RA + d];
-            const float kv = real ? k[at] : 0.f;
-            const float er = __expf(gr);
-            sqe[r * RA + d] = (real ? q[at] : 0.f) * er;
-            ske[r * RA + d] = kv * er;
-            sk2[r * RA + d] = kv * __expf(sglraw[d] - gr);
+        {                                                       // q, k: loads first (16 + 16 per thread), then decays
+            float qv[C * KD / 512];
+            float kv[C * KD / 512];
+#pragma unroll
+            for (int half = 0; half < 2; half++) {
+#pragma unroll
+                for (int n = 0; n < C * KD / 512; n++) {
+                    const int i = tid + 256 * (n + half * (C * KD / 512));
+                    const int r = i / KD;
+                    const long at = ((long) (first + r) * heads + h) * KD + i % KD;
+                    qv[n] = r < len ? q[at] : 0.f;
+                    kv[n] = r < len ? k[at] : 0.f;
+                }
+#pragma unroll
+                for (int n = 0; n < C * KD / 512; n++) {
+                    const int i = tid + 256 * (n + half * (C * KD / 512));
+                    const int r = i / KD;
+                    const int d = i % KD;
+                    const float gr = sk2[r * RA + d];
+                    const float er = __expf(gr);
+                    sqe[r * RA + d] = qv[n] * er;
+                    ske[r * RA + d] = kv[n] * er;
+                    sk2[r * RA + d] = kv[n] * __expf(sglraw[d] - gr);
+                }
+            }
         }
         const float* tq = A + ((long) chunk * heads + h) * 2 * C * C;      // T, then Aqk
-        for (int i = tid; i < C * C; i += blockDim.x) {
+        float aqk_next[C * C / 256];                            // Aqk is fetched now, stored after the solve
+#pragma unroll
+        for (int n = 0; n < C * C / 256; n++) {
+            const int i = tid + 256 * n;
             sa[(i / C) * (C + 1) + i % C] = tq[i];
+            aqk_next[n] = tq[C * C + i];
         }
         __syncthreads();
 
@@ -239,8 +267,10 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
             }
         }
         __syncthreads();
-        for (int i = tid; i < C * C; i += blockDim.x) {      // Aqk replaces T
-            sa[(i / C) * (C + 1) + i % C] = tq[C * C + i];
+#pragma unroll
+        for (int n = 0; n < C * C / 256; n++) {                 // Aqk replaces T
+            const int i = tid + 256 * n;
+            sa[(i / C) * (C + 1) + i % C] = aqk_next[n];
         }
         __syncthreads();
         // O = (q e^G) S + Aqk N (Aqk is zero above the diagonal)

@@ -19,6 +19,17 @@ template <> struct Vec<1> { typedef float type; };
 template <> struct Vec<2> { typedef float2 type; };
 template <> struct Vec<4> { typedef float4 type; };
 
+// Sum over the row groups of one column's partial sums.
+template <int ROW_GROUPS, int TILE>
+__device__ __forceinline__ float column_sum(const float (*partial)[TILE], int col) {
+    float sum = 0.f;
+#pragma unroll
+    for (int y = 0; y < ROW_GROUPS; y++) {
+        sum += partial[y][col];
+    }
+    return sum;
+}
+
 template <int VEC, int ROW_GROUPS>
 __device__ __forceinline__ void kda_decode_tile(const float* __restrict__ q, const float* __restrict__ k,
         const float* __restrict__ v, const float* __restrict__ g, const float* __restrict__ beta,
@@ -80,12 +91,7 @@ __device__ __forceinline__ void kda_decode_tile(const float* __restrict__ q, con
         const float bt = beta[(long) b * heads + h];
 #pragma unroll
         for (int c = 0; c < VEC; c++) {
-            float sum = 0.f;
-#pragma unroll
-            for (int y = 0; y < ROW_GROUPS; y++) {
-                sum += partial[y][tx * VEC + c];
-            }
-            se[tx * VEC + c] = bt * (v[vec + col0 + c] - sum);
+            se[tx * VEC + c] = bt * (v[vec + col0 + c] - column_sum<ROW_GROUPS, TILE>(partial, tx * VEC + c));
         }
     }
     __syncthreads();
@@ -118,12 +124,7 @@ __device__ __forceinline__ void kda_decode_tile(const float* __restrict__ q, con
     if (ty == 0) {
 #pragma unroll
         for (int c = 0; c < VEC; c++) {
-            float sum = 0.f;
-#pragma unroll
-            for (int y = 0; y < ROW_GROUPS; y++) {
-                sum += partial[y][tx * VEC + c];
-            }
-            o[vec + col0 + c] = sum;
+            o[vec + col0 + c] = column_sum<ROW_GROUPS, TILE>(partial, tx * VEC + c);
         }
     }
 }

@@ -122,6 +122,35 @@ kda_chunk_intra(const float* __restrict__ q, const float* __restrict__ k, const 
 #define NS 36                   // row stride of the [C][TILE] arrays (16-byte aligned rows)
 #define RA 132                  // row stride of the [C][KD] arrays in the sweep (16-byte aligned rows)
 
+// acc[i][j] += sum_d rows[4 tr + i][d] S[d][2 tc + j]: a thread's 4 x 2 tile of ([C x KD] rows) . ([KD x TILE] state).
+__device__ __forceinline__ void rows_times_state(const float* rows, const float* sS, int tr, int tc, float acc[4][2]) {
+#pragma unroll 4
+    for (int d = 0; d < KD; d++) {
+        const float2 s2 = *reinterpret_cast<const float2*>(sS + d * TILE + 2 * tc);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float x = rows[(4 * tr + i) * RA + d];
+            acc[i][0] = fmaf(x, s2.x, acc[i][0]);
+            acc[i][1] = fmaf(x, s2.y, acc[i][1]);
+        }
+    }
+}
+
+// acc[i][j] += sum_{j' <= 4 tr + 3} L[4 tr + i][j'] X[j'][2 tc + j] for a [C x C] matrix L that is zero above its
+// diagonal (T or Aqk) and a [C x TILE] right side X.
+__device__ __forceinline__ void lower_times(const float* L, const float* X, int tr, int tc, float acc[4][2]) {
+    const int last = 4 * tr + 3;
+    for (int j = 0; j <= last; j++) {
+        const float2 x2 = *reinterpret_cast<const float2*>(X + j * NS + 2 * tc);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float l = L[(4 * tr + i) * (C + 1) + j];
+            acc[i][0] = fmaf(l, x2.x, acc[i][0]);
+            acc[i][1] = fmaf(l, x2.y, acc[i][1]);
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(256)
 kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                 const float* __restrict__ g, const float* __restrict__ beta, const int* __restrict__ seq_start,
@@ -227,16 +256,7 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
         // rhs = beta (v - (k e^G) S)
         {
             float acc[4][2] = {};
-#pragma unroll 4
-            for (int d = 0; d < KD; d++) {
-                const float2 s2 = *reinterpret_cast<const float2*>(sS + d * TILE + 2 * tc);
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const float ke = ske[(4 * tr + i) * RA + d];
-                    acc[i][0] = fmaf(ke, s2.x, acc[i][0]);
-                    acc[i][1] = fmaf(ke, s2.y, acc[i][1]);
-                }
-            }
+            rows_times_state(ske, sS, tr, tc, acc);
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = 4 * tr + i;
@@ -251,16 +271,7 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
         // N = T rhs (T is unit lower triangular with zeros above the diagonal)
         {
             float acc[4][2] = {};
-            const int last = 4 * tr + 3;
-            for (int j = 0; j <= last; j++) {
-                const float2 r2 = *reinterpret_cast<const float2*>(srhs + j * NS + 2 * tc);
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const float t = sa[(4 * tr + i) * (C + 1) + j];
-                    acc[i][0] = fmaf(t, r2.x, acc[i][0]);
-                    acc[i][1] = fmaf(t, r2.y, acc[i][1]);
-                }
-            }
+            lower_times(sa, srhs, tr, tc, acc);
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 *reinterpret_cast<float2*>(sn + (4 * tr + i) * NS + 2 * tc) = make_float2(acc[i][0], acc[i][1]);
@@ -276,26 +287,8 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
         // O = (q e^G) S + Aqk N (Aqk is zero above the diagonal)
         {
             float acc[4][2] = {};
-#pragma unroll 4
-            for (int d = 0; d < KD; d++) {
-                const float2 s2 = *reinterpret_cast<const float2*>(sS + d * TILE + 2 * tc);
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const float qe = sqe[(4 * tr + i) * RA + d];
-                    acc[i][0] = fmaf(qe, s2.x, acc[i][0]);
-                    acc[i][1] = fmaf(qe, s2.y, acc[i][1]);
-                }
-            }
-            const int last = 4 * tr + 3;
-            for (int j = 0; j <= last; j++) {
-                const float2 n2 = *reinterpret_cast<const float2*>(sn + j * NS + 2 * tc);
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const float a = sa[(4 * tr + i) * (C + 1) + j];
-                    acc[i][0] = fmaf(a, n2.x, acc[i][0]);
-                    acc[i][1] = fmaf(a, n2.y, acc[i][1]);
-                }
-            }
+            rows_times_state(sqe, sS, tr, tc, acc);
+            lower_times(sa, sn, tr, tc, acc);
 #pragma unroll
             for (int i = 0; i < 4; i++) {
                 const int r = 4 * tr + i;

@@ -109,21 +109,12 @@ public final class UpCommand implements Callable<Integer> {
         }
         System.err.println("kimi up: making the bundled default model in " + dir + " (first use) ...");
         Path partial = dir.resolveSibling(dir.getFileName() + ".partial");
-        deleteTree(partial);
-        deleteTree(dir);
+        PlatformLauncher.deleteRecursively(partial);
+        PlatformLauncher.deleteRecursively(dir);
         RandomCheckpoint.write(Presets.get("default"), partial, 0, Long.MAX_VALUE, null);
         KimiTokenizer.writeBundled(partial);
         Files.move(partial, dir, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         return dir;
     }
 
-    private static void deleteTree(Path dir) throws java.io.IOException {
-        if (Files.exists(dir)) {
-            try (var paths = Files.walk(dir)) {
-                for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                    Files.delete(p);
-                }
-            }
-        }
-    }
 }

@@ -117,9 +117,9 @@ public final class CublasLt implements AutoCloseable {
         if (m <= 0 || n <= 0 || k <= 0) {
             throw new IllegalArgumentException("matmul shape " + m + " x " + n + " x " + k);
         }
-        need("x", x, 2L * m * k);
-        need("w", w, 2L * n * k);
-        need("y", y, (out == Out.F32 ? 4L : 2L) * m * n);
+        x.require("matmul", "x", 2L * m * k);
+        w.require("matmul", "w", 2L * n * k);
+        y.require("matmul", "y", (out == Out.F32 ? 4L : 2L) * m * n);
         Plan p = plans.computeIfAbsent(m + "x" + n + "x" + k + out, key -> plan(m, n, k, out));
         device.makeCurrent();
         MemorySegment ws = MemorySegment.ofAddress(Native.address(workspace.pointer()));
@@ -131,11 +131,6 @@ public final class CublasLt implements AutoCloseable {
         return MemorySegment.ofAddress(Native.address(b.pointer()));
     }
 
-    private static void need(String name, DeviceBuffer b, long bytes) {
-        if (b.bytes() < bytes) {
-            throw new IllegalArgumentException("matmul: " + name + " holds " + b.bytes() + " bytes, needs " + bytes);
-        }
-    }
 
     /**
      * Column-major view: C[N, M] (ld N, the row-major Y) = op(A) · B with A = W as a K x N column-major matrix (ld K)

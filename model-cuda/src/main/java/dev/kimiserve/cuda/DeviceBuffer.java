@@ -108,6 +108,14 @@ public final class DeviceBuffer implements AutoCloseable {
         cuMemsetD32Async(pointer, Float.floatToRawIntBits(value), bytes / 4, device.stream());
     }
 
+    /** Fails, naming the kernel and the argument, when this buffer holds fewer than {@code need} bytes. */
+    public DeviceBuffer require(String kernel, String argument, long need) {
+        if (bytes < need) {
+            throw new IllegalArgumentException(kernel + ": " + argument + " holds " + bytes + " bytes, needs " + need);
+        }
+        return this;
+    }
+
     private void check(long need) {
         if (need > bytes) {
             throw new IllegalArgumentException(need + " bytes do not fit a " + bytes + "-byte device buffer");

@@ -59,13 +59,13 @@ public final class KdaDecodeKernel {
             throw new IllegalArgumentException("kda_decode: batch " + batch + " and heads " + heads + " must be in 1..65535");
         }
         long vectors = 4L * batch * heads * HEAD_DIM;
-        require("q", q, vectors);
-        require("k", k, vectors);
-        require("v", v, vectors);
-        require("g", g, vectors);
-        require("beta", beta, 4L * batch * heads);
-        require("slots", slots, 4L * batch);
-        require("out", out, vectors);
+        q.require("kda_decode", "q", vectors);
+        k.require("kda_decode", "k", vectors);
+        v.require("kda_decode", "v", vectors);
+        g.require("kda_decode", "g", vectors);
+        beta.require("kda_decode", "beta", 4L * batch * heads);
+        slots.require("kda_decode", "slots", 4L * batch);
+        out.require("kda_decode", "out", vectors);
         Pointer params = Pointer.to(Pointer.to(q.pointer()), Pointer.to(k.pointer()), Pointer.to(v.pointer()), Pointer.to(g.pointer()),
                 Pointer.to(beta.pointer()), Pointer.to(slots.pointer()), Pointer.to(states.pointer()), Pointer.to(out.pointer()),
                 Pointer.to(new int[]{heads}));
@@ -75,9 +75,4 @@ public final class KdaDecodeKernel {
                 device.stream(), params, null);
     }
 
-    private static void require(String name, DeviceBuffer b, long bytes) {
-        if (b.bytes() < bytes) {
-            throw new IllegalArgumentException("kda_decode: " + name + " holds " + b.bytes() + " bytes, needs " + bytes);
-        }
-    }
 }

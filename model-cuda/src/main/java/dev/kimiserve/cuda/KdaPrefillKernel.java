@@ -108,14 +108,14 @@ public final class KdaPrefillKernel {
             throw new IllegalArgumentException("kda prefill: heads " + heads + ", batch " + plan.batch);
         }
         long rows = 4L * plan.tokens * heads * HEAD_DIM;
-        need("q", q, rows);
-        need("k", k, rows);
-        need("v", v, rows);
-        need("g", g, rows);
-        need("out", out, rows);
-        need("beta", beta, 4L * plan.tokens * heads);
-        need("slots", slots, 4L * plan.batch);
-        need("scratch", scratch, scratchBytes(plan, heads));
+        q.require("kda prefill", "q", rows);
+        k.require("kda prefill", "k", rows);
+        v.require("kda prefill", "v", rows);
+        g.require("kda prefill", "g", rows);
+        out.require("kda prefill", "out", rows);
+        beta.require("kda prefill", "beta", 4L * plan.tokens * heads);
+        slots.require("kda prefill", "slots", 4L * plan.batch);
+        scratch.require("kda prefill", "scratch", scratchBytes(plan, heads));
         launchIntra(plan, heads, q, k, g, beta, scratch);
         launchSweep(plan, heads, q, k, v, g, beta, slots, states, scratch, out);
     }
@@ -140,9 +140,4 @@ public final class KdaPrefillKernel {
                         Pointer.to(new int[]{heads})), null);
     }
 
-    private static void need(String name, DeviceBuffer b, long bytes) {
-        if (b.bytes() < bytes) {
-            throw new IllegalArgumentException("kda prefill: " + name + " holds " + b.bytes() + " bytes, needs " + bytes);
-        }
-    }
 }

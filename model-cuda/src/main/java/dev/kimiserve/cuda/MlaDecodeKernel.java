@@ -60,11 +60,11 @@ public final class MlaDecodeKernel {
         if (batch <= 0 || batch > 65535 || splits <= 0 || splits > MAX_SPLITS || maxPages <= 0) {
             throw new IllegalArgumentException("mla_decode: batch " + batch + ", splits " + splits + ", maxPages " + maxPages);
         }
-        need("q", q, 2L * batch * HEADS * WIDTH);
-        need("pages", pages, 4L * batch * maxPages);
-        need("lens", lens, 4L * batch);
-        need("workspace", workspace, workspaceBytes(batch, splits));
-        need("z", z, 4L * batch * HEADS * LATENT);
+        q.require("mla_decode", "q", 2L * batch * HEADS * WIDTH);
+        pages.require("mla_decode", "pages", 4L * batch * maxPages);
+        lens.require("mla_decode", "lens", 4L * batch);
+        workspace.require("mla_decode", "workspace", workspaceBytes(batch, splits));
+        z.require("mla_decode", "z", 4L * batch * HEADS * LATENT);
         long zBytes = 4L * batch * splits * HEADS * LATENT;
         DeviceBuffer partZ = workspace.slice(0, zBytes);
         DeviceBuffer partM = workspace.slice(zBytes, 4L * batch * splits * HEADS);
@@ -79,9 +79,4 @@ public final class MlaDecodeKernel {
                         Pointer.to(z.pointer())), null);
     }
 
-    private static void need(String name, DeviceBuffer b, long bytes) {
-        if (b.bytes() < bytes) {
-            throw new IllegalArgumentException("mla_decode: " + name + " holds " + b.bytes() + " bytes, needs " + bytes);
-        }
-    }
 }

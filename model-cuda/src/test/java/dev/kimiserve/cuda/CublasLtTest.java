@@ -2,26 +2,21 @@ package dev.kimiserve.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.kimiserve.core.tools.RandomCheckpoint;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** cuBLASLt through FFM: Y = X W^T against a double-precision product of the same bf16 values. */
-@Tag("gpu")
-class CublasLtTest {
-    static final String UNAVAILABLE = CudaDevice.unavailableReason() != null ? CudaDevice.unavailableReason() : CublasLt.unavailableReason();
-    static CudaDevice device;
+class CublasLtTest extends GpuTest {
+    static final String NO_CUBLAS = CublasLt.unavailableReason();
     static CublasLt blas;
 
     @BeforeAll
     static void open() {
-        if (UNAVAILABLE == null) {
-            device = CudaDevice.open(0);
+        if (UNAVAILABLE == null && NO_CUBLAS == null) {
             blas = new CublasLt(device);
         }
     }
@@ -30,17 +25,13 @@ class CublasLtTest {
     static void close() {
         if (blas != null) {
             blas.close();
-            device.close();
+            blas = null;
         }
     }
 
     @BeforeEach
-    void needsAGpu() {
-        Assumptions.assumeTrue(UNAVAILABLE == null, "skipped: " + UNAVAILABLE);
-    }
-
-    static float bf16(short s) {
-        return Float.intBitsToFloat(s << 16);
+    void needsCublas() {
+        Assumptions.assumeTrue(NO_CUBLAS == null, "skipped: " + NO_CUBLAS);
     }
 
     @Test
@@ -50,14 +41,8 @@ class CublasLtTest {
             int n = mnk[1];
             int k = mnk[2];
             SplittableRandom rnd = new SplittableRandom(m * 1000L + n + k);
-            short[] x = new short[m * k];
-            short[] w = new short[n * k];
-            for (int i = 0; i < x.length; i++) {
-                x[i] = RandomCheckpoint.toBf16((float) rnd.nextGaussian());
-            }
-            for (int i = 0; i < w.length; i++) {
-                w[i] = RandomCheckpoint.toBf16((float) rnd.nextGaussian() * 0.05f);
-            }
+            short[] x = randomBf16(rnd, m * k, 1.0);
+            short[] w = randomBf16(rnd, n * k, 0.05);
             double[] want = new double[m * n];
             for (int r = 0; r < m; r++) {
                 for (int c = 0; c < n; c++) {

@@ -1,58 +1,18 @@
 package dev.kimiserve.cuda;
 
+import static dev.kimiserve.core.testing.Assertions2.relRms;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.kimiserve.core.cpu.KdaCore;
 import java.util.Arrays;
 import java.util.SplittableRandom;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /** kda_decode on the GPU against the cpu backend's recurrence, on random inputs. */
-@Tag("gpu")
-class KdaDecodeKernelTest {
+class KdaDecodeKernelTest extends GpuTest {
     static final int D = KdaDecodeKernel.HEAD_DIM;
-    static final String UNAVAILABLE = CudaDevice.unavailableReason();
-    static CudaDevice device;
-    static CudaModule module;
-
-    @BeforeAll
-    static void open() {
-        if (UNAVAILABLE == null) {
-            device = CudaDevice.open(0);
-            module = new CudaModule(device, "kda_decode");
-        }
-    }
-
-    @BeforeEach
-    void needsAGpu() {
-        Assumptions.assumeTrue(UNAVAILABLE == null, "skipped, no CUDA device here: " + UNAVAILABLE);
-    }
-
-    @AfterAll
-    static void close() {
-        if (module != null) {
-            module.close();
-            device.close();
-        }
-    }
-
-    static double relRms(float[] want, float[] got) {
-        double num = 0;
-        double den = 0;
-        for (int i = 0; i < want.length; i++) {
-            double d = (double) got[i] - want[i];
-            num += d * d;
-            den += (double) want[i] * want[i];
-        }
-        return Math.sqrt(num / Math.max(den, 1e-30));
-    }
 
     /**
      * B sequences in scattered slots of a larger pool, three steps in a row (the state carries over), strong decay in
@@ -78,7 +38,7 @@ class KdaDecodeKernelTest {
             int slotFloats = heads * D * D;
             float[] pool = KdaInputs.normal(rnd, poolSlots * slotFloats);
             float[] cpuPool = pool.clone();
-            KdaDecodeKernel kernel = new KdaDecodeKernel(device, module, variant);
+            KdaDecodeKernel kernel = new KdaDecodeKernel(device, module("kda_decode"), variant);
             try (DeviceBuffer dPool = DeviceBuffer.of(device, pool); DeviceBuffer dSlots = DeviceBuffer.of(device, slots);
                  DeviceBuffer dOut = DeviceBuffer.allocate(device, 4L * batch * heads * D)) {
                 for (int step = 0; step < 3; step++) {

@@ -4,52 +4,18 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.kimiserve.core.cpu.KdaCore;
+import dev.kimiserve.core.testing.Assertions2;
 import java.util.Arrays;
 import java.util.SplittableRandom;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** Chunked KDA prefill on the GPU against the cpu backend's chunked form, varlen, two calls in a row. */
-@Tag("gpu")
-class KdaPrefillKernelTest {
+class KdaPrefillKernelTest extends GpuTest {
     static final int D = KdaPrefillKernel.HEAD_DIM;
-    static final String UNAVAILABLE = CudaDevice.unavailableReason();
-    static CudaDevice device;
-    static CudaModule module;
 
-    @BeforeAll
-    static void open() {
-        if (UNAVAILABLE == null) {
-            device = CudaDevice.open(0);
-            module = new CudaModule(device, "kda_prefill");
-        }
-    }
-
-    @AfterAll
-    static void close() {
-        if (module != null) {
-            module.close();
-            device.close();
-        }
-    }
-
-    @BeforeEach
-    void needsAGpu() {
-        Assumptions.assumeTrue(UNAVAILABLE == null, "skipped, no CUDA device here: " + UNAVAILABLE);
-    }
-
+    /** Relative RMS error of got against want over elements [from, to). */
     static double relRms(float[] want, float[] got, int from, int to) {
-        double num = 0;
-        double den = 0;
-        for (int i = from; i < to; i++) {
-            num += (got[i] - (double) want[i]) * (got[i] - (double) want[i]);
-            den += (double) want[i] * want[i];
-        }
-        return Math.sqrt(num / Math.max(den, 1e-30));
+        return Assertions2.relRms(Arrays.copyOfRange(want, from, to), Arrays.copyOfRange(got, from, to));
     }
 
     /**
@@ -61,7 +27,7 @@ class KdaPrefillKernelTest {
         int[] lengths = {1, 63, 64, 65, 1000};
         int heads = 3;
         int batch = lengths.length;
-        KdaPrefillKernel kernel = new KdaPrefillKernel(device, module);
+        KdaPrefillKernel kernel = new KdaPrefillKernel(device, module("kda_prefill"));
         for (double decayScale : new double[]{1, 30}) {
             SplittableRandom rnd = new SplittableRandom((long) decayScale);
             int poolSlots = batch + 2;

@@ -2,67 +2,24 @@ package dev.kimiserve.cuda;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.kimiserve.core.tools.RandomCheckpoint;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.SplittableRandom;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /** Absorbed MLA decode on the GPU against a double-precision softmax attention over the same bf16 values. */
-@Tag("gpu")
-class MlaDecodeKernelTest {
+class MlaDecodeKernelTest extends GpuTest {
     static final int H = MlaDecodeKernel.HEADS;
     static final int W = MlaDecodeKernel.WIDTH;
     static final int C = MlaDecodeKernel.LATENT;
-    static final String UNAVAILABLE = CudaDevice.unavailableReason();
-    static CudaDevice device;
-    static CudaModule module;
-
-    @BeforeAll
-    static void open() {
-        if (UNAVAILABLE == null) {
-            device = CudaDevice.open(0);
-            module = new CudaModule(device, "mla_decode");
-        }
-    }
-
-    @AfterAll
-    static void close() {
-        if (module != null) {
-            module.close();
-            device.close();
-        }
-    }
-
-    @BeforeEach
-    void needsAGpu() {
-        Assumptions.assumeTrue(UNAVAILABLE == null, "skipped, no CUDA device here: " + UNAVAILABLE);
-    }
-
-    static float bf16(short s) {
-        return Float.intBitsToFloat(s << 16);
-    }
-
-    static short[] randomBf16(SplittableRandom rnd, int n, double scale) {
-        short[] x = new short[n];
-        for (int i = 0; i < n; i++) {
-            x[i] = RandomCheckpoint.toBf16((float) (rnd.nextGaussian() * scale));
-        }
-        return x;
-    }
 
     /** Ragged lengths across chunk and page edges, pages scattered through the pool, mild and sharp score scales. */
     @Test
     void matchesReferenceAttentionOverPagedCaches() {
         int[] lens = {1, 31, 33, 64, 65, 200, 1000};
         int batch = lens.length;
-        MlaDecodeKernel kernel = new MlaDecodeKernel(device, module);
+        MlaDecodeKernel kernel = new MlaDecodeKernel(device, module("mla_decode"));
         for (double qScale : new double[]{0.05, 0.4}) {
             SplittableRandom rnd = new SplittableRandom((long) (qScale * 1000));
             int maxPages = (1000 + 63) / 64;

@@ -54,8 +54,8 @@ public final class GatewayRuntime implements AutoCloseable {
     public void start() {
         KafkaSupport.ensurePlatformTopics(bootstrap);
         producer = KafkaSupport.producer(bootstrap, "gateway-" + replyPartition);
-        threads.add(thread("gateway-tokens", this::pollTokens));
-        threads.add(thread("gateway-control", this::pollControl));
+        threads.add(Thread.ofPlatform().daemon().name("gateway-tokens").start(this::pollTokens));
+        threads.add(Thread.ofPlatform().daemon().name("gateway-control").start(this::pollControl));
     }
 
     public int replyPartition() {
@@ -88,12 +88,6 @@ public final class GatewayRuntime implements AutoCloseable {
         producer.send(new ProducerRecord<>(Topics.CONTROL, requestId, Codec.write(ControlMessage.cancel(requestId))));
     }
 
-    private Thread thread(String name, Runnable r) {
-        Thread t = new Thread(r, name);
-        t.setDaemon(true);
-        t.start();
-        return t;
-    }
 
     private void pollTokens() {
         try (KafkaConsumer<String, byte[]> c = KafkaSupport.consumer(bootstrap, "gateway-tokens-" + replyPartition, null, "latest")) {

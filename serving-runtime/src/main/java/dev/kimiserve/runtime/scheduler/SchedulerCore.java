@@ -75,6 +75,7 @@ public final class SchedulerCore {
         final long arrival;
         final long seq;
         int remaining;
+        boolean admitted;
 
         Request(String id, GenerationSpec spec, Integer reply, long arrival, long seq) {
             this.id = id;
@@ -144,6 +145,7 @@ public final class SchedulerCore {
     });
     private long noPrefillWorkerSince = -1;
     private long noDecodeWorkerSince = -1;
+    private long admittedTokens;
     private long arrivals;
     private long redispatches;
 
@@ -283,7 +285,7 @@ public final class SchedulerCore {
         prefillQueue.remove(s);
         handoff.remove(s);
         if (--s.req.remaining == 0) {
-            requests.remove(s.req.id);
+            forget(s.req);
             finished.add(s.req.id);
             out.add(new Finished(s.req.id));
         }
@@ -331,10 +333,11 @@ public final class SchedulerCore {
     }
 
     private void cancel(String requestId, List<Action> out, boolean broadcast) {
-        Request r = requests.remove(requestId);
+        Request r = requests.get(requestId);
         if (r == null) {
             return;
         }
+        forget(r);
         waiting.remove(r);
         for (int c = 0; c < r.spec.n(); c++) {
             Seq s = sequences.remove(r.spec.sequenceId(r.id, c));
@@ -386,6 +389,8 @@ public final class SchedulerCore {
         }
         while (!waiting.isEmpty() && fits(waiting.peek())) {
             Request r = waiting.poll();
+            r.admitted = true;
+            admittedTokens += tokenCost(r);
             out.add(new Admitted(r.id, now - r.arrival));
             for (int c = 0; c < r.spec.n(); c++) {
                 Seq s = new Seq(r.spec.sequenceId(r.id, c), r, c);
@@ -421,13 +426,15 @@ public final class SchedulerCore {
 
     /** The token budget in use: admitted requests' prompt plus max_tokens over their choices. */
     public long runningTokens() {
-        long sum = 0;
-        for (Request r : requests.values()) {
-            if (!waiting.contains(r)) {
-                sum += tokenCost(r);
-            }
+        return admittedTokens;
+    }
+
+    /** Drops a request from the table, returning its share of the token budget if it was admitted. */
+    private void forget(Request r) {
+        requests.remove(r.id);
+        if (r.admitted) {
+            admittedTokens -= tokenCost(r);
         }
-        return sum;
     }
 
     private void assign(Seq s, Worker w, Phase phase) {

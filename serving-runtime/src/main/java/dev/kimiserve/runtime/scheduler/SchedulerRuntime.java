@@ -69,11 +69,11 @@ public final class SchedulerRuntime implements AutoCloseable {
     public void start() {
         KafkaSupport.ensurePlatformTopics(bootstrap);
         producer = KafkaSupport.producer(bootstrap, "scheduler");
-        threads.add(thread("scheduler-requests", this::pollRequests));
-        threads.add(thread("scheduler-control", () -> pollPartition(Topics.CONTROL, 0, ControlMessage.class)));
-        threads.add(thread("scheduler-tokens", () -> pollPartition(Topics.TOKENS, 0, TokenEvent.class)));
-        threads.add(thread("scheduler-core", this::coreLoop));
-        threads.add(thread("scheduler-heartbeat", this::heartbeats));
+        threads.add(Thread.ofPlatform().daemon().name("scheduler-requests").start(this::pollRequests));
+        threads.add(Thread.ofPlatform().daemon().name("scheduler-control").start(() -> pollPartition(Topics.CONTROL, 0, ControlMessage.class)));
+        threads.add(Thread.ofPlatform().daemon().name("scheduler-tokens").start(() -> pollPartition(Topics.TOKENS, 0, TokenEvent.class)));
+        threads.add(Thread.ofPlatform().daemon().name("scheduler-core").start(this::coreLoop));
+        threads.add(Thread.ofPlatform().daemon().name("scheduler-heartbeat").start(this::heartbeats));
     }
 
     /** Tells gateways the scheduler is alive (they answer 503 while it is not). */
@@ -91,12 +91,6 @@ public final class SchedulerRuntime implements AutoCloseable {
         }
     }
 
-    private Thread thread(String name, Runnable r) {
-        Thread t = new Thread(r, name);
-        t.setDaemon(true);
-        t.start();
-        return t;
-    }
 
     private void pollRequests() {
         try (KafkaConsumer<String, byte[]> c = KafkaSupport.consumer(bootstrap, "scheduler-requests", GROUP, "earliest")) {

@@ -59,7 +59,7 @@ public final class WorkerRuntime implements AutoCloseable {
     private final Map<String, Integer> running = new ConcurrentHashMap<>();
     private final List<Sequence> active = new ArrayList<>();
     private final Deque<PrefillJob> prefills = new ArrayDeque<>();
-    private final ExecutorService background = Executors.newSingleThreadExecutor(r -> daemon(r, "worker-kv"));
+    private final ExecutorService background = Executors.newSingleThreadExecutor(Thread.ofPlatform().daemon().name("worker-kv").factory());
     private final List<Thread> threads = new ArrayList<>();
     private final AtomicLong steps = new AtomicLong();
     private final AtomicLong tokensOut = new AtomicLong();
@@ -109,10 +109,10 @@ public final class WorkerRuntime implements AutoCloseable {
         KafkaSupport.ensurePlatformTopics(cfg.bootstrap());
         KafkaSupport.ensureTopics(cfg.bootstrap(), Map.of(Topics.workerTasks(cfg.workerId()), 1));
         producer = KafkaSupport.producer(cfg.bootstrap(), "worker-" + cfg.workerId());
-        threads.add(start("worker-tasks", this::pollTasks));
-        threads.add(start("worker-control", this::pollControl));
-        threads.add(start("worker-heartbeat", this::heartbeats));
-        threads.add(start("worker-engine", this::engineLoop));
+        threads.add(Thread.ofPlatform().daemon().name("worker-tasks").start(this::pollTasks));
+        threads.add(Thread.ofPlatform().daemon().name("worker-control").start(this::pollControl));
+        threads.add(Thread.ofPlatform().daemon().name("worker-heartbeat").start(this::heartbeats));
+        threads.add(Thread.ofPlatform().daemon().name("worker-engine").start(this::engineLoop));
     }
 
     public boolean started() {
@@ -466,17 +466,7 @@ public final class WorkerRuntime implements AutoCloseable {
         producer.send(new ProducerRecord<>(topic, p, key, Codec.write(message)));
     }
 
-    private static Thread start(String name, Runnable r) {
-        Thread t = daemon(r, name);
-        t.start();
-        return t;
-    }
 
-    private static Thread daemon(Runnable r, String name) {
-        Thread t = new Thread(r, name);
-        t.setDaemon(true);
-        return t;
-    }
 
     @Override
     public void close() {

@@ -24,4 +24,6 @@ if [[ ! -f .device/jre.tgz ]]; then
   tar czf .device/jre.tgz -C .device jre
   rm -rf .device/jre
 fi
+# the tiny-a fixture for the golden tests on cuda (KIMI_SHARED points here on the GPU machine)
+rm -rf .device/shared && mkdir -p .device/shared/fixtures && cp -r ../shared/fixtures/tiny-a .device/shared/fixtures/
 du -sh .device

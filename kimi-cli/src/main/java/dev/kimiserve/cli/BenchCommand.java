@@ -6,6 +6,8 @@ import dev.kimiserve.core.model.EngineCounters;
 import dev.kimiserve.core.model.LoadedModel;
 import dev.kimiserve.core.model.WeightTraffic;
 import dev.kimiserve.core.state.SequenceState;
+import dev.kimiserve.cuda.CudaEngine;
+import dev.kimiserve.cuda.CudaKernelBench;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.SplittableRandom;
@@ -39,12 +41,13 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--mode", defaultValue = "both", paramLabel = "MODE", description = "prefill, decode or both (default: ${DEFAULT-VALUE}).")
     String mode;
 
-    @Option(names = "--read-bandwidth", description = "Also measure the machine's read bandwidth (STREAM-like, same JVM) and report the roofline fraction.")
+    @Option(names = "--read-bandwidth", description = "Also measure the bandwidth ceiling (cpu: STREAM-like read in this JVM; cuda: the GPU's device-to-device copy) and report the roofline fraction.")
     boolean readBandwidth;
 
     private double decodeRate;
     private long decodeBytes;
     private String backendName;
+    private double deviceBandwidth;
 
     @Override
     public Integer call() {
@@ -82,6 +85,7 @@ final class BenchCommand implements Callable<Integer> {
                     }
                     long dt = System.nanoTime() - t0;
                     rates[r] = (double) batch * promptTokens / (dt / 1e9);
+                    c = engine.counters();
                     bytes = traffic.stepBytes(promptTokens, (c.distinctExpertLoads.sum() - loads0) / batch) / promptTokens;
                 }
                 print("prefill", median(rates), bytes, threads, engine.backend(), 0);
@@ -113,6 +117,7 @@ final class BenchCommand implements Callable<Integer> {
                     }
                     long dt = System.nanoTime() - t0;
                     rates[r] = (double) batch * decodeTokens / (dt / 1e9);
+                    c = engine.counters();
                     long loads = c.distinctExpertLoads.sum() - loads0;
                     bytes = (traffic.stepBytes(batch, 0) * decodeTokens + loads * traffic.expertBytes()) / ((long) batch * decodeTokens);
                 }
@@ -120,12 +125,20 @@ final class BenchCommand implements Callable<Integer> {
                 decodeBytes = bytes;
             }
             backendName = engine.backend();
+            if (readBandwidth && engine instanceof CudaEngine cuda) {
+                // the GPU's ceiling: a device-to-device copy (bytes read plus written), as the kernel benchmarks report it
+                try (CudaKernelBench probe = new CudaKernelBench(cuda.device(), 20, line -> { })) {
+                    deviceBandwidth = probe.copyBytesPerSecond(1L << 30);
+                }
+            }
         }
         if (decodeRate > 0) {
             // the bandwidth probe runs last, with the engine's threads stopped and the JIT done with the engine
-            double bandwidth = readBandwidth ? MemoryBandwidth.measureReadBytesPerSecond(1L << 30, modelOptions.threads(), 10) : 0;
+            double bandwidth = !readBandwidth ? 0 : deviceBandwidth > 0 ? deviceBandwidth
+                    : MemoryBandwidth.measureReadBytesPerSecond(1L << 30, modelOptions.threads(), 10);
             if (readBandwidth) {
-                System.out.printf(Locale.ROOT, "{\"mode\":\"read_bandwidth\",\"bytes_per_s\":%.4g,\"threads\":%d}%n", bandwidth, modelOptions.threads());
+                System.out.printf(Locale.ROOT, "{\"mode\":\"read_bandwidth\",\"bytes_per_s\":%.4g,\"threads\":%d,\"probe\":\"%s\"}%n", bandwidth,
+                        modelOptions.threads(), deviceBandwidth > 0 ? "cuda_copy_d2d" : "cpu_read");
             }
             print("decode", decodeRate, decodeBytes, modelOptions.threads(), backendName, bandwidth);
         }

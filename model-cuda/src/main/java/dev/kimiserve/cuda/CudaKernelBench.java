@@ -106,6 +106,15 @@ public final class CudaKernelBench implements AutoCloseable {
         }
     }
 
+    /** The copy ceiling in bytes per second (read plus written), measured as {@link #copyCeiling} does, printing nothing. */
+    public double copyBytesPerSecond(long bytes) {
+        try (DeviceBuffer a = DeviceBuffer.allocate(device, bytes); DeviceBuffer b = DeviceBuffer.allocate(device, bytes)) {
+            a.fill(1f);
+            double us = time(() -> cuMemcpyDtoDAsync(b.pointer(), a.pointer(), bytes, device.stream()));
+            return 2.0 * bytes / (us * 1e-6);
+        }
+    }
+
     /** Device-to-device copy of {@code bytes}: the bandwidth ceiling (bytes read plus bytes written). */
     public void copyCeiling(long bytes) {
         try (DeviceBuffer a = DeviceBuffer.allocate(device, bytes); DeviceBuffer b = DeviceBuffer.allocate(device, bytes)) {

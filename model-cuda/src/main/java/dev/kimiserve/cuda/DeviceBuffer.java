@@ -94,6 +94,50 @@ public final class DeviceBuffer implements AutoCloseable {
         device.synchronize();
     }
 
+    /** Copies int values in and waits. */
+    public void upload(int[] values, int count) {
+        check(4L * count);
+        device.makeCurrent();
+        cuMemcpyHtoDAsync(pointer, Pointer.to(values), 4L * count, device.stream());
+        device.synchronize();
+    }
+
+    /** Copies 16-bit values in and waits. */
+    public void upload(short[] values, int count) {
+        check(2L * count);
+        device.makeCurrent();
+        cuMemcpyHtoDAsync(pointer, Pointer.to(values), 2L * count, device.stream());
+        device.synchronize();
+    }
+
+    /** Copies the bytes of {@code src} (a mapped checkpoint region, say) in, at most 1 GiB per copy, and waits. */
+    public void upload(java.lang.foreign.MemorySegment src) {
+        check(src.byteSize());
+        device.makeCurrent();
+        long step = 1L << 30;
+        for (long at = 0; at < src.byteSize(); at += step) {
+            long n = Math.min(step, src.byteSize() - at);
+            cuMemcpyHtoDAsync(pointer.withByteOffset(at), Pointer.to(src.asSlice(at, n).asByteBuffer()), n, device.stream());
+            device.synchronize();
+        }
+    }
+
+    /** Copies the first {@code count} floats out into {@code into[offset ..]} and waits. */
+    public void download(float[] into, int offset, int count) {
+        check(4L * count);
+        device.makeCurrent();
+        cuMemcpyDtoHAsync(Pointer.to(into).withByteOffset(4L * offset), pointer, 4L * count, device.stream());
+        device.synchronize();
+    }
+
+    /** Copies the first {@code into.length} ints out and waits. */
+    public void download(int[] into) {
+        check(4L * into.length);
+        device.makeCurrent();
+        cuMemcpyDtoHAsync(Pointer.to(into), pointer, 4L * into.length, device.stream());
+        device.synchronize();
+    }
+
     /** Copies the first {@code into.length} floats out and waits. */
     public void download(float[] into) {
         check(4L * into.length);

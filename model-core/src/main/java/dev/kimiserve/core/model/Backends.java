@@ -49,16 +49,42 @@ public final class Backends {
         }
         Engine engine = switch (name) {
             case "auto" -> {
+                EngineProvider cuda = provider("cuda");
+                String refused = cuda == null ? "no CUDA backend on the class path (module model-cuda)" : cuda.unavailableReason();
+                if (refused == null) {
+                    LOG.log(Level.INFO, "backend: cuda");
+                    yield cuda.create(weights);
+                }
                 LOG.log(Level.INFO, "backend: cpu, " + threads + " threads, " + jdk.incubator.vector.FloatVector.SPECIES_PREFERRED.vectorBitSize()
-                        + "-bit vectors (cuda: no CUDA backend in this build)");
+                        + "-bit vectors (cuda refused: " + refused + ")");
                 yield new CpuEngine(weights, threads, CpuEngine.DEFAULT_PREFILL_CHUNK);
             }
             case "cpu" -> new CpuEngine(weights, threads, CpuEngine.DEFAULT_PREFILL_CHUNK);
             case "reference" -> new ReferenceEngine(weights);
-            case "cuda" -> throw new IllegalArgumentException("backend 'cuda' is not available in this build");
+            case "cuda" -> {
+                EngineProvider cuda = provider("cuda");
+                if (cuda == null) {
+                    throw new IllegalArgumentException("backend 'cuda' is not available: no CUDA backend on the class path (module model-cuda)");
+                }
+                String refused = cuda.unavailableReason();
+                if (refused != null) {
+                    throw new IllegalArgumentException("backend 'cuda' is not available: " + refused);
+                }
+                yield cuda.create(weights);
+            }
             default -> throw new IllegalArgumentException("unknown backend '" + requested + "' (choose one of " + NAMES + ")");
         };
         LOG.log(Level.DEBUG, "backend selected: " + engine.backend());
         return engine;
+    }
+
+    /** The packaged backend called {@code name} ({@link EngineProvider} through the ServiceLoader), or null. */
+    public static EngineProvider provider(String name) {
+        for (EngineProvider p : java.util.ServiceLoader.load(EngineProvider.class, Backends.class.getClassLoader())) {
+            if (p.name().equals(name)) {
+                return p;
+            }
+        }
+        return null;
     }
 }

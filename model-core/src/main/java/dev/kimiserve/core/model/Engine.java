@@ -43,6 +43,13 @@ public interface Engine extends AutoCloseable {
         return logits;
     }
 
+    /**
+     * The sequence of {@code state} is over: the engine may drop what it keeps for it (device slots). Optional; an
+     * engine also notices states that were garbage collected. The state itself stays usable.
+     */
+    default void release(SequenceState state) {
+    }
+
     /** Counters for benchmarks and metrics (expert loads, tokens); engines that keep none return fresh zeros. */
     default EngineCounters counters() {
         return new EngineCounters();

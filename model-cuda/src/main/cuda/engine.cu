@@ -1,0 +1,680 @@
+// The CUDA engine's general kernels: every operation of the forward pass for any model shape (the tuned kernels for
+// the real model's shapes live in kda_decode.cu, kda_prefill.cu and mla_decode.cu). Activations are fp32 row-major
+// [rows][columns] with an explicit row stride (ld*), weights bf16 [out][in] (the checkpoint's layout), small vectors
+// (norm weights, conv taps, A_log, dt_bias, router bias) fp32. Every reduction runs in a fixed order, so a row's
+// result does not depend on which other rows share the launch (batched decode = decoding alone, bit for bit).
+//
+// A "segment" is one sequence's run of consecutive rows in a launch: seg_start[s], seg_count[s], and the sequence's
+// state slot seg_slot[s]. Decode is a launch of segments of one row each.
+
+#include <stdint.h>
+
+#define FULL 0xffffffffu
+
+__device__ __forceinline__ float bf16_to_float(uint16_t u) {
+    return __uint_as_float(((uint32_t) u) << 16);
+}
+
+__device__ __forceinline__ float sigmoidf_exact(float z) {
+    float e = expf(-fabsf(z));
+    return z >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
+}
+
+__device__ __forceinline__ float softplusf_torch(float z) {
+    return z > 20.f ? z : log1pf(expf(z));
+}
+
+__device__ __forceinline__ uint16_t round_bf16(float f) {
+    uint32_t b = __float_as_uint(f);
+    return (uint16_t) ((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(FULL, v, o);
+    }
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        v = fmaxf(v, __shfl_xor_sync(FULL, v, o));
+    }
+    return v;
+}
+
+// Sum of v over the block (blockDim a multiple of 32, at most 1024), the same value in every thread, fixed order.
+__device__ float block_sum(float v) {
+    __shared__ float partial[32];
+    v = warp_sum(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) {
+        partial[threadIdx.x >> 5] = v;
+    }
+    __syncthreads();
+    float s = 0.f;
+    for (int w = 0; w < (int) (blockDim.x >> 5); w++) {
+        s += partial[w];
+    }
+    return s;
+}
+
+__device__ float block_max(float v) {
+    __shared__ float partial[32];
+    v = warp_max(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) {
+        partial[threadIdx.x >> 5] = v;
+    }
+    __syncthreads();
+    float m = -INFINITY;
+    for (int w = 0; w < (int) (blockDim.x >> 5); w++) {
+        m = fmaxf(m, partial[w]);
+    }
+    return m;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Embedding, norms, activations
+// ---------------------------------------------------------------------------------------------------------------
+
+// out[t] = table[ids[t]] (bf16 -> fp32). Grid: T.
+extern "C" __global__ void embed_rows(const uint16_t* __restrict__ table, const int* __restrict__ ids, float* __restrict__ out,
+                                      int dim) {
+    const uint16_t* row = table + (size_t) ids[blockIdx.x] * dim;
+    float* y = out + (size_t) blockIdx.x * dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        y[i] = bf16_to_float(row[i]);
+    }
+}
+
+// h[r] += delta[r] (when delta is not null), then y[r] = w * h[r] / sqrt(mean(h[r]^2) + eps). Rows have stride ldh / ldy,
+// h may be y (in-place norm). Grid: rows.
+extern "C" __global__ void add_rms_norm(float* h, int ldh, const float* __restrict__ delta, const float* __restrict__ w,
+                                        float* y, int ldy, int dim, float eps) {
+    float* x = h + (size_t) blockIdx.x * ldh;
+    float* out = y + (size_t) blockIdx.x * ldy;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float v = x[i];
+        if (delta != nullptr) {
+            v += delta[(size_t) blockIdx.x * dim + i];
+            x[i] = v;
+        }
+        ss += v * v;
+    }
+    float inv = (float) (1.0 / sqrt((double) block_sum(ss) / dim + (double) eps));
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        out[i] = w[i] * (x[i] * inv);
+    }
+}
+
+// out[r][i] = silu(gu[r][i]) * gu[r][width + i]. Grid: rows.
+extern "C" __global__ void swiglu(const float* __restrict__ gu, int ldg, float* __restrict__ out, int ldo, int width) {
+    const float* g = gu + (size_t) blockIdx.x * ldg;
+    float* y = out + (size_t) blockIdx.x * ldo;
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+        float a = g[i];
+        y[i] = a * sigmoidf_exact(a) * g[width + i];
+    }
+}
+
+// y[r][0..cols) = bf16(x[r][0..cols)) (round to nearest even), the input of a cuBLASLt projection. Grid: rows.
+extern "C" __global__ void to_bf16(const float* __restrict__ x, int ldx, uint16_t* __restrict__ y, int cols) {
+    const float* in = x + (size_t) blockIdx.x * ldx;
+    uint16_t* out = y + (size_t) blockIdx.x * cols;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        out[i] = round_bf16(in[i]);
+    }
+}
+
+// x = hi + lo with hi = bf16(x), lo = bf16(x - hi) (relative error ~2^-16): two tensor-core products then give an
+// fp32-accurate projection. Grid: rows.
+extern "C" __global__ void to_bf16_split(const float* __restrict__ x, int ldx, uint16_t* __restrict__ hi, uint16_t* __restrict__ lo,
+                                         int cols) {
+    const float* in = x + (size_t) blockIdx.x * ldx;
+    for (int i = threadIdx.x; i < cols; i += blockDim.x) {
+        uint16_t h = round_bf16(in[i]);
+        hi[(size_t) blockIdx.x * cols + i] = h;
+        lo[(size_t) blockIdx.x * cols + i] = round_bf16(in[i] - bf16_to_float(h));
+    }
+}
+
+// y[i] += add[i] for i < n. Grid: ceil(n / 256).
+extern "C" __global__ void add_into(float* __restrict__ y, const float* __restrict__ add, long long n) {
+    long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        y[i] += add[i];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Projections with fp32 activations and bf16 weights: one warp per output column, up to 8 rows at a time
+// ---------------------------------------------------------------------------------------------------------------
+
+#define GEMV_ROWS 8
+
+// acc[r] += sum over this lane's k of x_r[k] * w[k]; vec: 8 weights (16 bytes) per load, x rows 16-byte aligned.
+__device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const uint16_t* __restrict__ w, int K, bool vec,
+                                         float* acc) {
+    const int lane = threadIdx.x & 31;
+    if (vec) {
+#pragma unroll 2
+        for (int k = lane * 8; k < K; k += 256) {
+            uint4 packed = __ldg(reinterpret_cast<const uint4*>(w + k));
+            float wf[8];
+            wf[0] = __uint_as_float(packed.x << 16);
+            wf[1] = __uint_as_float(packed.x & 0xffff0000u);
+            wf[2] = __uint_as_float(packed.y << 16);
+            wf[3] = __uint_as_float(packed.y & 0xffff0000u);
+            wf[4] = __uint_as_float(packed.z << 16);
+            wf[5] = __uint_as_float(packed.z & 0xffff0000u);
+            wf[6] = __uint_as_float(packed.w << 16);
+            wf[7] = __uint_as_float(packed.w & 0xffff0000u);
+#pragma unroll
+            for (int r = 0; r < GEMV_ROWS; r++) {
+                if (r < rows) {
+                    float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
+                    float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
+                    float s = acc[r];
+                    s = fmaf(a.x, wf[0], s);
+                    s = fmaf(a.y, wf[1], s);
+                    s = fmaf(a.z, wf[2], s);
+                    s = fmaf(a.w, wf[3], s);
+                    s = fmaf(b.x, wf[4], s);
+                    s = fmaf(b.y, wf[5], s);
+                    s = fmaf(b.z, wf[6], s);
+                    s = fmaf(b.w, wf[7], s);
+                    acc[r] = s;
+                }
+            }
+        }
+    } else {
+        for (int k = lane; k < K; k += 32) {
+            float wf = bf16_to_float(w[k]);
+#pragma unroll
+            for (int r = 0; r < GEMV_ROWS; r++) {
+                if (r < rows) {
+                    acc[r] = fmaf(xs[r][k], wf, acc[r]);
+                }
+            }
+        }
+    }
+}
+
+// y[r][n] (+)= sum_k x[r][k] * w[n][k] for r < M, n < N. Block: 256 threads = 8 output columns; grid (ceil(N/8), ceil(M/8)).
+extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restrict__ x, int ldx, const uint16_t* __restrict__ w,
+                                                            float* __restrict__ y, int ldy, int M, int N, int K, int vec,
+                                                            int accumulate) {
+    const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
+    const int r0 = blockIdx.y * GEMV_ROWS;
+    if (n >= N) {
+        return;
+    }
+    const int rows = min(GEMV_ROWS, M - r0);
+    const float* xs[GEMV_ROWS];
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) {
+        xs[r] = x + (size_t) (r0 + min(r, rows - 1)) * ldx;
+    }
+    float acc[GEMV_ROWS] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    dot_rows(xs, rows, w + (size_t) n * K, K, vec != 0, acc);
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) {
+        float s = warp_sum(acc[r]);
+        if ((threadIdx.x & 31) == 0 && r < rows) {
+            float* out = y + (size_t) (r0 + r) * ldy + n;
+            *out = accumulate ? *out + s : s;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// MoE: routing, grouping by expert, gathered expert projections, weighted combine
+// ---------------------------------------------------------------------------------------------------------------
+
+#define MAX_TOPK 32
+
+// Expert selection for one token per thread, the algorithm of model-core's Routing (double precision): sigmoid scores,
+// correction bias for selection, group-limited top-k (group score = sum of its two best), weights from the unbiased
+// (or biased) scores, renormalised, scaled. Ties go to the lower index. Grid: ceil(T/128) x 128.
+extern "C" __global__ void moe_route(const float* __restrict__ logits, const float* __restrict__ bias, int T, int E, int topk,
+                                     int groups, int topk_groups, int renormalize, int biased_weights, float scaling,
+                                     int* __restrict__ ids, float* __restrict__ weights) {
+    const int t = blockIdx.x * blockDim.x + threadIdx.x;
+    if (t >= T) {
+        return;
+    }
+    const float* l = logits + (size_t) t * E;
+    const int per = E / groups;
+    unsigned long long keep = ~0ull;                       // groups <= 64
+    if (groups > 1) {
+        keep = 0ull;
+        for (int n = 0; n < topk_groups; n++) {
+            int best = -1;
+            double bestScore = 0.0;
+            for (int g = 0; g < groups; g++) {
+                if (keep & (1ull << g)) {
+                    continue;
+                }
+                double first = -INFINITY, second = -INFINITY;
+                for (int i = g * per; i < (g + 1) * per; i++) {
+                    double c = 1.0 / (1.0 + exp(-(double) l[i])) + (double) bias[i];
+                    if (c > first) {
+                        second = first;
+                        first = c;
+                    } else if (c > second) {
+                        second = c;
+                    }
+                }
+                double s = first + second;
+                if (best < 0 || s > bestScore) {
+                    best = g;
+                    bestScore = s;
+                }
+            }
+            keep |= 1ull << best;
+        }
+    }
+    int chosen[MAX_TOPK];
+    double w[MAX_TOPK];
+    for (int slot = 0; slot < topk; slot++) {
+        int best = -1;
+        double bestChoice = 0.0;
+        for (int i = 0; i < E; i++) {
+            if (!(keep & (1ull << (i / per)))) {
+                continue;
+            }
+            bool taken = false;
+            for (int j = 0; j < slot; j++) {
+                taken |= chosen[j] == i;
+            }
+            if (taken) {
+                continue;
+            }
+            double c = 1.0 / (1.0 + exp(-(double) l[i])) + (double) bias[i];
+            if (best < 0 || c > bestChoice) {
+                best = i;
+                bestChoice = c;
+            }
+        }
+        chosen[slot] = best;
+        double score = 1.0 / (1.0 + exp(-(double) l[best]));
+        w[slot] = biased_weights ? score + (double) bias[best] : score;
+    }
+    double sum = 1e-20;
+    for (int slot = 0; slot < topk; slot++) {
+        sum += w[slot];
+    }
+    for (int slot = 0; slot < topk; slot++) {
+        double v = renormalize ? w[slot] / sum : w[slot];
+        ids[t * topk + slot] = chosen[slot];
+        weights[t * topk + slot] = (float) (v * (double) scaling);
+    }
+}
+
+// Groups the T*topk (token, slot) pairs by expert: each expert's pairs fill whole tiles of 8 positions (padding = -1),
+// order[position] = pair index, tile_expert[tile] = expert, *tile_count = tiles used; *loads grows by the number of
+// distinct experts (for the engine's counters). One block; shared: 2 * E ints.
+extern "C" __global__ void moe_align(const int* __restrict__ ids, int pairs, int E, int* __restrict__ order,
+                                     int* __restrict__ tile_expert, int* __restrict__ tile_count,
+                                     unsigned long long* __restrict__ loads) {
+    extern __shared__ int shared_ints[];
+    int* count = shared_ints;
+    int* cursor = shared_ints + E;
+    for (int e = threadIdx.x; e < E; e += blockDim.x) {
+        count[e] = 0;
+    }
+    __syncthreads();
+    for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+        atomicAdd(&count[ids[p]], 1);
+    }
+    __syncthreads();
+    __shared__ int used;
+    if (threadIdx.x == 0) {
+        int position = 0;
+        int tiles = 0;
+        int distinct = 0;
+        for (int e = 0; e < E; e++) {
+            cursor[e] = position;
+            distinct += count[e] > 0;
+            int n = (count[e] + GEMV_ROWS - 1) / GEMV_ROWS;
+            for (int j = 0; j < n; j++) {
+                tile_expert[tiles++] = e;
+            }
+            position += n * GEMV_ROWS;
+        }
+        *tile_count = tiles;
+        *loads += distinct;
+        used = position;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < used; i += blockDim.x) {
+        order[i] = -1;
+    }
+    __syncthreads();
+    for (int p = threadIdx.x; p < pairs; p += blockDim.x) {
+        order[atomicAdd(&cursor[ids[p]], 1)] = p;
+    }
+}
+
+// One expert projection for the pairs of one tile of 8 positions: stage 0 (gate/up) reads token order[p] / topk of x and
+// writes row p; stage 1 (down) reads row p and writes row order[p] (the pair). w is [E][N][K] (expert_stride elements).
+// Grid (ceil(N/8), max tiles); blocks past *tile_count return at once.
+extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16(const float* __restrict__ x, int ldx, const int* __restrict__ order,
+                                                                const int* __restrict__ tile_expert, const int* __restrict__ tile_count,
+                                                                int topk, int stage, const uint16_t* __restrict__ w,
+                                                                long long expert_stride, float* __restrict__ y, int ldy, int N, int K,
+                                                                int vec) {
+    const int tile = blockIdx.y;
+    if (tile >= *tile_count) {
+        return;
+    }
+    const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (n >= N) {
+        return;
+    }
+    const int p0 = tile * GEMV_ROWS;
+    int out_row[GEMV_ROWS];
+    const float* xs[GEMV_ROWS];
+    int first = order[p0];                                 // a tile always starts with a real pair
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) {
+        int pair = order[p0 + r];
+        int in = stage == 0 ? (pair >= 0 ? pair : first) / topk : p0 + r;
+        xs[r] = x + (size_t) in * ldx;
+        out_row[r] = pair < 0 ? -1 : stage == 0 ? p0 + r : pair;
+    }
+    float acc[GEMV_ROWS] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    dot_rows(xs, GEMV_ROWS, w + (size_t) tile_expert[tile] * expert_stride + (size_t) n * K, K, vec != 0, acc);
+#pragma unroll
+    for (int r = 0; r < GEMV_ROWS; r++) {
+        float s = warp_sum(acc[r]);
+        if ((threadIdx.x & 31) == 0 && out_row[r] >= 0) {
+            y[(size_t) out_row[r] * ldy + n] = s;
+        }
+    }
+}
+
+// out[t] += sum over slots j (in order) of weights[t][j] * pair_out[t * topk + j]. Grid: T.
+extern "C" __global__ void moe_combine(const float* __restrict__ pair_out, const float* __restrict__ weights, int topk,
+                                       float* __restrict__ out, int dim) {
+    const int t = blockIdx.x;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        float s = out[(size_t) t * dim + i];
+        for (int j = 0; j < topk; j++) {
+            s = fmaf(weights[t * topk + j], pair_out[((size_t) t * topk + j) * dim + i], s);
+        }
+        out[(size_t) t * dim + i] = s;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// KDA: short convolutions, norms and gates, the general recurrence, the gated output norm
+// ---------------------------------------------------------------------------------------------------------------
+
+#define MAX_CONV_WIDTH 8
+
+// Causal depthwise conv + SiLU over the q|k|v channels (3C of them, columns 0..3C of pre), continuing each sequence's
+// windows: windows + slot * 3C * W holds [channel][W] oldest first (the host KdaState's convQ|convK|convV), updated
+// to the last W inputs. taps [3C][W + 1], tap W multiplies the current token. Grid (ceil(3C/128), segments), 128 threads.
+extern "C" __global__ void kda_conv_silu(const float* __restrict__ pre, int ldp, const float* __restrict__ taps,
+                                         float* __restrict__ windows, const int* __restrict__ seg_start,
+                                         const int* __restrict__ seg_count, const int* __restrict__ seg_slot,
+                                         float* __restrict__ out, int channels, int width) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= channels) {
+        return;
+    }
+    const int s = blockIdx.y;
+    float* window = windows + ((size_t) seg_slot[s] * channels + c) * width;
+    const float* tap = taps + (size_t) c * (width + 1);
+    float hist[MAX_CONV_WIDTH];
+    for (int j = 0; j < width; j++) {
+        hist[j] = window[j];
+    }
+    const int start = seg_start[s];
+    for (int t = 0; t < seg_count[s]; t++) {
+        float x = pre[(size_t) (start + t) * ldp + c];
+        float acc = tap[width] * x;
+        for (int j = 0; j < width; j++) {
+            acc = fmaf(tap[j], hist[j], acc);
+        }
+        out[(size_t) (start + t) * channels + c] = acc * sigmoidf_exact(acc);
+        for (int j = 0; j + 1 < width; j++) {
+            hist[j] = hist[j + 1];
+        }
+        if (width > 0) {
+            hist[width - 1] = x;
+        }
+    }
+    for (int j = 0; j < width; j++) {
+        window[j] = hist[j];
+    }
+}
+
+// Per (token, head): q = l2norm(q) / sqrt(K), k = l2norm(k), v copied, g = -exp(A_log[h]) * softplus(graw + dt_bias),
+// beta = sigmoid(braw). conv is [T][3C] (q|k|v); outputs q, k, v, g [T][H][K], beta [T][H]. Grid (T, H), 128 threads.
+extern "C" __global__ void kda_prep(const float* __restrict__ conv, const float* __restrict__ graw, int ldg,
+                                    const float* __restrict__ braw, int ldb, const float* __restrict__ a_log,
+                                    const float* __restrict__ dt_bias, float* __restrict__ q, float* __restrict__ k,
+                                    float* __restrict__ v, float* __restrict__ g, float* __restrict__ beta, int H, int K) {
+    const int t = blockIdx.x;
+    const int h = blockIdx.y;
+    const int C = H * K;
+    const float* row = conv + (size_t) t * 3 * C + h * K;
+    float qs = 0.f, ks = 0.f;
+    for (int i = threadIdx.x; i < K; i += blockDim.x) {
+        qs += row[i] * row[i];
+        ks += row[C + i] * row[C + i];
+    }
+    qs = block_sum(qs);
+    ks = block_sum(ks);
+    const float qScale = (float) ((1.0 / sqrt((double) K)) / sqrt((double) qs + 1e-6));
+    const float kScale = (float) (1.0 / sqrt((double) ks + 1e-6));
+    const float rate = (float) -exp((double) a_log[h]);
+    const size_t o = (size_t) t * C + h * K;
+    for (int i = threadIdx.x; i < K; i += blockDim.x) {
+        q[o + i] = row[i] * qScale;
+        k[o + i] = row[C + i] * kScale;
+        v[o + i] = row[2 * C + i];
+        g[o + i] = rate * softplusf_torch(graw[(size_t) t * ldg + h * K + i] + dt_bias[h * K + i]);
+    }
+    if (threadIdx.x == 0) {
+        beta[t * H + h] = sigmoidf_exact(braw[(size_t) t * ldb + h]);
+    }
+}
+
+// The delta rule token by token for any K, V (the general path; kda_decode / kda_prefill are the tuned K = V = 128 ones):
+//   S <- Diag(exp g) S;  e = beta (v - S^T k);  S <- S + k e^T;  o = S^T q
+// A thread owns one value column j of one (segment, head); the state stays in its slot [H][K][V]. Shared: 3K floats.
+// Grid (ceil(V/32), H, segments), 32 threads.
+extern "C" __global__ void kda_recurrent(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+                                         const float* __restrict__ g, const float* __restrict__ beta,
+                                         const int* __restrict__ seg_start, const int* __restrict__ seg_count,
+                                         const int* __restrict__ seg_slot, float* __restrict__ states, float* __restrict__ o,
+                                         int H, int K, int V) {
+    extern __shared__ float shared_f[];
+    float* qs = shared_f;
+    float* ks = shared_f + K;
+    float* as = shared_f + 2 * K;
+    const int h = blockIdx.y;
+    const int s = blockIdx.z;
+    const int j = blockIdx.x * 32 + threadIdx.x;
+    float* S = states + ((size_t) seg_slot[s] * H + h) * K * V;
+    const int start = seg_start[s];
+    for (int t = start; t < start + seg_count[s]; t++) {
+        const size_t row = ((size_t) t * H + h) * K;
+        __syncthreads();
+        for (int i = threadIdx.x; i < K; i += 32) {
+            qs[i] = q[row + i];
+            ks[i] = k[row + i];
+            as[i] = expf(g[row + i]);
+        }
+        __syncthreads();
+        if (j < V) {
+            float p = 0.f;
+            for (int i = 0; i < K; i++) {
+                p = fmaf(as[i] * S[(size_t) i * V + j], ks[i], p);
+            }
+            float e = beta[t * H + h] * (v[((size_t) t * H + h) * V + j] - p);
+            float out = 0.f;
+            for (int i = 0; i < K; i++) {
+                float sij = fmaf(ks[i], e, as[i] * S[(size_t) i * V + j]);
+                S[(size_t) i * V + j] = sij;
+                out = fmaf(sij, qs[i], out);
+            }
+            o[((size_t) t * H + h) * V + j] = out;
+        }
+    }
+}
+
+// y[t][h] = w * o[t][h] / sqrt(mean(o[t][h]^2) + eps) * sigmoid(gate[t][h*V ..]). Grid (T, H), 128 threads.
+extern "C" __global__ void kda_out_norm(const float* __restrict__ o, const float* __restrict__ gate, int ldg,
+                                        const float* __restrict__ w, float* __restrict__ y, int H, int V, float eps) {
+    const int t = blockIdx.x;
+    const int h = blockIdx.y;
+    const size_t base = ((size_t) t * H + h) * V;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        ss += o[base + i] * o[base + i];
+    }
+    float inv = (float) (1.0 / sqrt((double) block_sum(ss) / V + (double) eps));
+    for (int i = threadIdx.x; i < V; i += blockDim.x) {
+        y[base + i] = w[i] * (o[base + i] * inv) * sigmoidf_exact(gate[(size_t) t * ldg + h * V + i]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// MLA: cache append, weight absorption, attention over the paged latent cache (fp32), value up-projection
+// ---------------------------------------------------------------------------------------------------------------
+
+// cache[dst_row[t]] = kva[t][0..latent). Grid: T.
+extern "C" __global__ void mla_append(const float* __restrict__ kva, int ldk, const int* __restrict__ dst_row,
+                                      float* __restrict__ cache, int latent) {
+    const float* in = kva + (size_t) blockIdx.x * ldk;
+    float* out = cache + (size_t) dst_row[blockIdx.x] * latent;
+    for (int i = threadIdx.x; i < latent; i += blockDim.x) {
+        out[i] = in[i];
+    }
+}
+
+// qabs[t][h] = [W_k(h)^T q_nope | q_pe]: W_k(h) = kv_b rows h*(N+Vh) .. +N, each [L]. q [T][H][N+P]. Grid (T, H), 128 threads.
+extern "C" __global__ void mla_absorb_q(const float* __restrict__ q, int ldq, const uint16_t* __restrict__ kv_b,
+                                        float* __restrict__ qabs, int H, int N, int P, int Vh, int L) {
+    const int t = blockIdx.x;
+    const int h = blockIdx.y;
+    const float* qh = q + (size_t) t * ldq + h * (N + P);
+    float* out = qabs + ((size_t) t * H + h) * (L + P);
+    const uint16_t* wk = kv_b + (size_t) h * (N + Vh) * L;
+    for (int l = threadIdx.x; l < L; l += blockDim.x) {
+        float s = 0.f;
+        for (int n = 0; n < N; n++) {
+            s = fmaf(qh[n], bf16_to_float(wk[(size_t) n * L + l]), s);
+        }
+        out[l] = s;
+    }
+    for (int p = threadIdx.x; p < P; p += blockDim.x) {
+        out[L + p] = qh[N + p];
+    }
+}
+
+#define ATTEND_THREADS 128
+#define MAX_LATENT_PER_THREAD 8
+
+// z[t][h] = softmax_j(scale * qabs[t][h] . cache_j) . c_j over the cache positions j <= tok_pos[t] of the token's
+// sequence (cache row of position j = page_table[seg][j / 64] * 64 + j % 64; c_j = the first L values of the row).
+// Online softmax over tiles of 128 positions. Grid (T, H), 128 threads; shared: W floats of the query.
+extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const float* __restrict__ qabs,
+                                                                        const float* __restrict__ cache,
+                                                                        const int* __restrict__ page_table, int max_pages,
+                                                                        const int* __restrict__ tok_seg,
+                                                                        const int* __restrict__ tok_pos, float scale,
+                                                                        float* __restrict__ z, int H, int L, int W) {
+    extern __shared__ float qsh[];
+    __shared__ float p[ATTEND_THREADS];
+    __shared__ int rows[ATTEND_THREADS];
+    const int t = blockIdx.x;
+    const int h = blockIdx.y;
+    const float* qv = qabs + ((size_t) t * H + h) * W;
+    for (int i = threadIdx.x; i < W; i += ATTEND_THREADS) {
+        qsh[i] = qv[i];
+    }
+    const int* pages = page_table + (size_t) tok_seg[t] * max_pages;
+    const int len = tok_pos[t] + 1;
+    float acc[MAX_LATENT_PER_THREAD];
+#pragma unroll
+    for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+        acc[i] = 0.f;
+    }
+    float m = -INFINITY;
+    float l = 0.f;
+    __syncthreads();
+    for (int base = 0; base < len; base += ATTEND_THREADS) {
+        const int j = base + threadIdx.x;
+        float s = -INFINITY;
+        int row = 0;
+        if (j < len) {
+            row = pages[j >> 6] * 64 + (j & 63);
+            const float* c = cache + (size_t) row * W;
+            float dot = 0.f;
+            for (int i = 0; i < W; i++) {
+                dot = fmaf(qsh[i], c[i], dot);
+            }
+            s = dot * scale;
+        }
+        const float mNew = fmaxf(m, block_max(s));
+        const float corr = expf(m - mNew);                 // 0 on the first tile (m = -inf)
+        const float pj = j < len ? expf(s - mNew) : 0.f;
+        l = l * corr + block_sum(pj);
+        p[threadIdx.x] = pj;
+        rows[threadIdx.x] = row;
+        __syncthreads();
+        const int n = min(ATTEND_THREADS, len - base);
+#pragma unroll
+        for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+            const int d = threadIdx.x + i * ATTEND_THREADS;
+            if (d < L) {
+                float a = acc[i] * corr;
+                for (int jj = 0; jj < n; jj++) {
+                    a = fmaf(p[jj], cache[(size_t) rows[jj] * W + d], a);
+                }
+                acc[i] = a;
+            }
+        }
+        m = mNew;
+        __syncthreads();
+    }
+    float* out = z + ((size_t) t * H + h) * L;
+#pragma unroll
+    for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+        const int d = threadIdx.x + i * ATTEND_THREADS;
+        if (d < L) {
+            out[d] = acc[i] / l;
+        }
+    }
+}
+
+// y[t][h*Vh + v] = W_v(h)[v] . z[t][h]: W_v(h) = kv_b rows h*(N+Vh)+N .. +Vh, each [L]. A warp per output value.
+// Grid (T, H), 128 threads.
+extern "C" __global__ void mla_value(const float* __restrict__ z, const uint16_t* __restrict__ kv_b, float* __restrict__ y,
+                                     int H, int N, int Vh, int L) {
+    const int t = blockIdx.x;
+    const int h = blockIdx.y;
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const float* zh = z + ((size_t) t * H + h) * L;
+    for (int v = warp; v < Vh; v += blockDim.x >> 5) {
+        const uint16_t* wv = kv_b + ((size_t) h * (N + Vh) + N + v) * L;
+        float s = 0.f;
+        for (int l = lane; l < L; l += 32) {
+            s = fmaf(zh[l], bf16_to_float(wv[l]), s);
+        }
+        s = warp_sum(s);
+        if (lane == 0) {
+            y[(size_t) t * H * Vh + h * Vh + v] = s;
+        }
+    }
+}

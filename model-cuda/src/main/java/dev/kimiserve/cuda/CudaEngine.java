@@ -1,0 +1,457 @@
+package dev.kimiserve.cuda;
+
+import dev.kimiserve.core.config.KdaConfig;
+import dev.kimiserve.core.config.KimiLinearConfig;
+import dev.kimiserve.core.config.MlaConfig;
+import dev.kimiserve.core.config.MoeConfig;
+import dev.kimiserve.core.model.Engine;
+import dev.kimiserve.core.model.EngineCounters;
+import dev.kimiserve.core.model.ForwardObserver;
+import dev.kimiserve.core.model.Inputs;
+import dev.kimiserve.core.state.MlaCache;
+import dev.kimiserve.core.state.SequenceState;
+import dev.kimiserve.core.weights.ModelWeights;
+import java.lang.System.Logger.Level;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The CUDA backend: the forward pass of spec section 2 on one GPU. Weights live on the device as bf16
+ * ({@link DeviceWeights}), activations and state in fp32, sequence state in device pools ({@link DeviceStates}) that
+ * the host {@link SequenceState} objects point at; all scratch is allocated when the engine is made, so a decode step
+ * allocates no device memory. Projections run on the warp GEMV kernels (fp32 activations) up to
+ * {@link Options#cublasFromRows} rows and on cuBLASLt (bf16 activations, tensor cores) from there; the KDA core uses
+ * the tuned kda_decode / kda_prefill kernels when K = V = 128 and the general recurrence otherwise; MLA attends in
+ * the weight-absorbed form over an fp32 paged latent cache; MoE routing, grouping and the expert projections run on
+ * the device without a host round trip.
+ *
+ * <p>Thread-safe by a lock: one forward pass at a time (a worker's batching loop calls it from one thread anyway).
+ */
+public final class CudaEngine implements Engine {
+    private static final System.Logger LOG = System.getLogger(CudaEngine.class.getName());
+    /** Logit rows computed per lm_head launch when every prefill position's logits are wanted. */
+    private static final int LOGIT_ROWS = 64;
+
+    /**
+     * @param maxSequences    sequences whose state stays on the device at once (more are swapped through the host)
+     * @param cacheTokens     MLA latent-cache tokens per MLA layer, over all resident sequences
+     * @param prefillChunk    rows per prefill forward pass (longer prompts go in pieces)
+     * @param cublasFromRows  projections of at least this many rows run on tensor cores through cuBLASLt; 0 never
+     * @param bf16Activations on cuBLASLt, round activations to bf16 (one product, what most engines do) instead of
+     *                        splitting them into two bf16 parts (two products, fp32-accurate: the default)
+     */
+    public record Options(int maxSequences, int cacheTokens, int prefillChunk, int cublasFromRows, boolean bf16Activations) {
+        public static Options fromEnvironment() {
+            String precision = System.getProperty("kimi.cuda.activations", System.getenv("KIMI_CUDA_ACTIVATIONS"));
+            boolean bf16 = precision != null && precision.trim().equalsIgnoreCase("bf16");
+            if (precision != null && !precision.isBlank() && !bf16 && !precision.trim().equalsIgnoreCase("fp32")) {
+                throw new IllegalArgumentException("kimi.cuda.activations / KIMI_CUDA_ACTIVATIONS must be fp32 or bf16, got '" + precision + "'");
+            }
+            return new Options(setting("kimi.cuda.max-sequences", 64), setting("kimi.cuda.cache-tokens", 131072),
+                    setting("kimi.cuda.prefill-chunk", 1024), setting("kimi.cuda.cublas-from-rows", 64), bf16);
+        }
+
+        private static int setting(String key, int fallback) {
+            String env = key.toUpperCase(java.util.Locale.ROOT).replace('.', '_').replace('-', '_');
+            String v = System.getProperty(key, System.getenv(env));
+            if (v == null || v.isBlank()) {
+                return fallback;
+            }
+            try {
+                int n = Integer.parseInt(v.trim());
+                if (n >= 0) {
+                    return n;
+                }
+            } catch (NumberFormatException ignored) {
+                // reported below
+            }
+            throw new IllegalArgumentException(key + " / " + env + " must be a non-negative integer, got '" + v + "'");
+        }
+    }
+
+    private final KimiLinearConfig cfg;
+    private final Options options;
+    private final CudaDevice device;
+    private final boolean ownsDevice;
+    private final CudaModule engineModule, kdaDecodeModule, kdaPrefillModule;
+    private final EngineKernels k;
+    private final KdaDecodeKernel kdaDecode;
+    private final KdaPrefillKernel kdaPrefill;
+    private final CublasLt cublas;
+    private final DeviceWeights w;
+    private final DeviceStates states;
+    private final Scratch s;
+    private final EngineCounters counters = new EngineCounters();
+    private final int maxRows;
+    private DeviceBuffer ints;
+    private DeviceBuffer kdaPrefillScratch;
+    private long expertLoadsReported;
+
+    /** On GPU 0 (opened here and closed with the engine), options from system properties / environment. */
+    public CudaEngine(ModelWeights weights) {
+        this(weights, CudaDevice.open(0), Options.fromEnvironment(), true);
+    }
+
+    /** On {@code device}, which stays open when the engine closes. */
+    public CudaEngine(ModelWeights weights, CudaDevice device, Options options) {
+        this(weights, device, options, false);
+    }
+
+    private CudaEngine(ModelWeights weights, CudaDevice device, Options options, boolean ownsDevice) {
+        this.cfg = weights.config();
+        this.options = options;
+        this.device = device;
+        this.ownsDevice = ownsDevice;
+        if (options.maxSequences() <= 0 || options.prefillChunk() <= 0) {
+            throw new IllegalArgumentException("kimi.cuda.max-sequences and kimi.cuda.prefill-chunk must be positive");
+        }
+        if (cfg.moe() != null && (cfg.moe().numExpertGroups() > 64 || cfg.moe().expertsPerToken() > 32 || cfg.moe().numExperts() > 4096)) {
+            throw new IllegalArgumentException("the cuda backend routes at most 4096 experts in up to 64 groups, top-k up to 32; this model has "
+                    + cfg.moe().numExperts() + " experts, " + cfg.moe().numExpertGroups() + " groups, top-" + cfg.moe().expertsPerToken());
+        }
+        if (cfg.kda() != null && cfg.kda().convKernel() - 1 > 8 || cfg.mla() != null && cfg.mla().kvLoraRank() > 1024) {
+            throw new IllegalArgumentException("the cuda backend supports short convs up to 9 taps and kv_lora_rank up to 1024");
+        }
+        device.makeCurrent();
+        engineModule = new CudaModule(device, "engine");
+        kdaDecodeModule = new CudaModule(device, "kda_decode");
+        kdaPrefillModule = new CudaModule(device, "kda_prefill");
+        k = new EngineKernels(device, engineModule);
+        kdaDecode = new KdaDecodeKernel(device, kdaDecodeModule);
+        kdaPrefill = new KdaPrefillKernel(device, kdaPrefillModule);
+        String noCublas = options.cublasFromRows() > 0 ? CublasLt.unavailableReason() : "switched off";
+        cublas = noCublas == null ? new CublasLt(device) : null;
+        maxRows = Math.max(options.prefillChunk(), options.maxSequences());
+        w = new DeviceWeights(device, weights);
+        int pages = cfg.mla() == null ? 0 : (options.cacheTokens() + MlaCache.PAGE_TOKENS - 1) / MlaCache.PAGE_TOKENS;
+        states = new DeviceStates(device, cfg, options.maxSequences(), Math.max(pages, 1));
+        s = new Scratch(device, cfg, maxRows, Math.max(options.maxSequences(), LOGIT_ROWS));
+        ints = DeviceBuffer.allocate(device, 4L * (8L * maxRows + 1024));
+        LOG.log(Level.INFO, "cuda engine on " + device.name() + ": weights " + (w.bytes() >> 20) + " MiB, " + options.maxSequences()
+                + " sequence slots, " + pages * MlaCache.PAGE_TOKENS + " cache tokens, cuBLASLt " + (cublas != null
+                ? "from " + options.cublasFromRows() + " rows, " + (options.bf16Activations() ? "bf16" : "split fp32") + " activations"
+                : "off (" + noCublas + ")"));
+    }
+
+    @Override
+    public KimiLinearConfig config() {
+        return cfg;
+    }
+
+    @Override
+    public String backend() {
+        return "cuda";
+    }
+
+    /** The counters, with the distinct-expert count brought up to date from the device (waits for the stream). */
+    @Override
+    public EngineCounters counters() {
+        synchronized (states) {
+            device.makeCurrent();
+            int[] words = new int[2];
+            s.expertLoads.download(words);
+            long loads = (words[0] & 0xffffffffL) | ((long) words[1] << 32);
+            counters.distinctExpertLoads.add(loads - expertLoadsReported);
+            expertLoadsReported = loads;
+        }
+        return counters;
+    }
+
+    public CudaDevice device() {
+        return device;
+    }
+
+    @Override
+    public float[] prefill(int[] tokens, SequenceState state, Logits mode, ForwardObserver observer) {
+        Inputs.checkTokens(cfg, tokens);
+        Inputs.checkContext(cfg, state, tokens.length);
+        int vocab = cfg.vocabSize();
+        float[] logits = new float[(mode == Logits.ALL ? tokens.length : 1) * vocab];
+        synchronized (states) {
+            device.makeCurrent();
+            for (int start = 0; start < tokens.length; start += options.prefillChunk()) {
+                int count = Math.min(options.prefillChunk(), tokens.length - start);
+                forward(Arrays.copyOfRange(tokens, start, start + count), new SequenceState[]{state}, new int[]{count});
+                if (mode == Logits.ALL) {
+                    for (int r = 0; r < count; r += LOGIT_ROWS) {
+                        int n = Math.min(LOGIT_ROWS, count - r);
+                        head(r, n, logits, (start + r) * vocab);
+                    }
+                } else if (start + count == tokens.length) {
+                    head(count - 1, 1, logits, 0);
+                }
+            }
+        }
+        return logits;
+    }
+
+    @Override
+    public void decode(int[] tokens, SequenceState[] seqs, float[] logits) {
+        Inputs.checkDecode(cfg, tokens, seqs, logits);
+        synchronized (states) {
+            device.makeCurrent();
+            int group = options.maxSequences();
+            for (int from = 0; from < tokens.length; from += group) {
+                int n = Math.min(group, tokens.length - from);
+                int[] ones = new int[n];
+                Arrays.fill(ones, 1);
+                forward(Arrays.copyOfRange(tokens, from, from + n), Arrays.copyOfRange(seqs, from, from + n), ones);
+                head(0, n, logits, from * cfg.vocabSize());
+            }
+        }
+    }
+
+    @Override
+    public void release(SequenceState state) {
+        synchronized (states) {
+            states.release(state);
+        }
+    }
+
+    /** lm_head over final-norm rows [row, row + n) into {@code out[offset ..]}. */
+    private void head(int row, int n, float[] out, int offset) {
+        int d = cfg.hiddenSize();
+        project(view(s.normed, row * d), d, w.lmHead, s.logits, n);
+        s.logits.download(out, offset, n * cfg.vocabSize());
+    }
+
+    /**
+     * One forward pass over segments (one per state, {@code counts[i]} rows each, back to back): embedding, every
+     * layer, the final norm into {@code s.normed}; the states advance and stay resident on the device.
+     */
+    private void forward(int[] tokens, SequenceState[] seqs, int[] counts) {
+        int rows = tokens.length;
+        int segs = seqs.length;
+        int d = cfg.hiddenSize();
+        int[] slotOf = states.prepare(seqs, counts);
+        Batch b = upload(tokens, seqs, counts, slotOf);
+        k.embedRows(rows, w.embed.data(), b.ids, s.h, d);
+        boolean allDecode = Arrays.stream(counts).allMatch(c -> c == 1);
+        KdaPrefillKernel.Plan plan = cfg.kda() != null && cfg.kda().headDim() == KdaPrefillKernel.HEAD_DIM && !allDecode
+                ? new KdaPrefillKernel.Plan(device, counts) : null;
+        try {
+            for (int l = 0; l < cfg.numLayers(); l++) {
+                DeviceWeights.Layer lw = w.layers[l];
+                k.addRmsNorm(rows, s.h, d, l == 0 ? null : s.mixed, lw.inputNorm(), s.normed, d, d, cfg.rmsNormEps()); // (residual +) input_layernorm
+                if (lw.kda() != null) {
+                    kda(l, lw.kda(), rows, segs, b, allDecode, plan);                                                // KDA mixer
+                } else {
+                    mla(l, lw.mla(), rows, b);                                                                          // MLA mixer
+                }
+                k.addRmsNorm(rows, s.h, d, s.mixed, lw.postNorm(), s.normed, d, d, cfg.rmsNormEps());                // residual + post_attention_layernorm
+                if (lw.dense() != null) {
+                    mlp(lw.dense(), rows, s.mixed);                                                                     // dense MLP
+                } else {
+                    moe(lw.moe(), rows);                                                                                // MoE
+                }
+            }
+            k.addRmsNorm(rows, s.h, d, s.mixed, w.finalNorm, s.normed, d, d, cfg.rmsNormEps());                       // residual + model.norm
+        } finally {
+            if (plan != null) {
+                device.synchronize();
+                plan.close();
+            }
+        }
+        for (int i = 0; i < segs; i++) {
+            seqs[i].advance(counts[i]);
+            seqs[i].residentOn(states);
+        }
+        counters.forwardPasses.increment();
+        counters.tokens.add(rows);
+    }
+
+    private void kda(int layer, DeviceWeights.Kda kw, int rows, int segs, Batch b, boolean allDecode, KdaPrefillKernel.Plan plan) {
+        KdaConfig c = cfg.kda();
+        int heads = c.numHeads();
+        int hd = c.headDim();
+        int ch = c.projectionSize();
+        int in = kw.in().rows();                                            // 3C + 2R + H
+        project(s.normed, cfg.hiddenSize(), kw.in(), s.proj, rows);         // q|k|v|f_a|g_a|b projections
+        k.convSilu(segs, s.proj, in, kw.taps(), states.conv[layer], b.segStart, b.segCount, b.segSlot, s.conv, 3 * ch, c.convKernel() - 1);
+        project(view(s.proj, 3 * ch), in, kw.fB(), s.gate, rows);           // f_b_proj(f_a_proj(x))
+        project(view(s.proj, 3 * ch + hd), in, kw.gB(), s.outGate, rows);   // g_b_proj(g_a_proj(x))
+        k.kdaPrep(rows, heads, s.conv, s.gate, ch, view(s.proj, 3 * ch + 2 * hd), in, kw.aLog(), kw.dtBias(), s.q, s.k, s.v, s.g, s.beta, hd);
+        if (hd == KdaDecodeKernel.HEAD_DIM && allDecode) {                  // the delta rule
+            kdaDecode.launch(rows, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot, states.recurrent[layer], s.o);
+        } else if (plan != null) {
+            long need = KdaPrefillKernel.scratchBytes(plan, heads);
+            if (kdaPrefillScratch == null || kdaPrefillScratch.bytes() < need) {
+                if (kdaPrefillScratch != null) {
+                    device.synchronize();
+                    kdaPrefillScratch.close();
+                }
+                kdaPrefillScratch = DeviceBuffer.allocate(device, need);
+            }
+            kdaPrefill.launch(plan, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot, states.recurrent[layer], kdaPrefillScratch, s.o);
+        } else {
+            k.kdaRecurrent(segs, heads, s.q, s.k, s.v, s.g, s.beta, b.segStart, b.segCount, b.segSlot, states.recurrent[layer], s.o, hd, hd);
+        }
+        k.kdaOutNorm(rows, heads, s.o, s.outGate, ch, kw.oNorm(), s.y, hd, cfg.rmsNormEps()); // o_norm(o, gate)
+        project(s.y, ch, kw.out(), s.mixed, rows);                          // o_proj
+    }
+
+    private void mla(int layer, DeviceWeights.Mla mw, int rows, Batch b) {
+        MlaConfig c = cfg.mla();
+        int heads = c.numHeads();
+        int qk = c.qkHeadDim();
+        int lora = c.kvLoraRank();
+        int latent = c.latentSize();
+        int in = mw.in().rows();
+        int qCols = in - latent;                                            // H*Q, or the q LoRA rank
+        project(s.normed, cfg.hiddenSize(), mw.in(), s.proj, rows);         // [q or q_a | kv_a] projections
+        DeviceBuffer q = s.proj;
+        int ldq = in;
+        if (mw.qB() != null) {                                              // q = q_b(q_a_layernorm(q_a(x)))
+            k.addRmsNorm(rows, s.proj, in, null, mw.qANorm(), s.y, qCols, qCols, 1e-6f);
+            project(s.y, qCols, mw.qB(), s.qMla, rows);
+            q = s.qMla;
+            ldq = heads * qk;
+        }
+        DeviceBuffer kva = view(s.proj, qCols);
+        k.addRmsNorm(rows, kva, in, null, mw.kvANorm(), kva, in, lora, (float) c.kvALayernormEps()); // c = kv_a_layernorm(c); k_pe as is (NoPE)
+        k.mlaAppend(rows, kva, in, b.dstRow, states.cache[layer], latent);
+        k.mlaAbsorbQ(rows, heads, q, ldq, mw.kvB().data(), s.qAbs, c.qkNopeHeadDim(), c.qkRopeHeadDim(), c.vHeadDim(), lora);
+        k.mlaAttend(rows, heads, s.qAbs, states.cache[layer], b.pageTable, b.maxPages, b.tokSeg, b.tokPos, (float) c.softmaxScale(), s.z, lora,
+                latent);
+        k.mlaValue(rows, heads, s.z, mw.kvB().data(), s.o, c.qkNopeHeadDim(), c.vHeadDim(), lora);
+        project(s.o, heads * c.vHeadDim(), mw.out(), s.mixed, rows);       // o_proj
+    }
+
+    /** out = down(silu(gate x) * up x) of the post-attention norm. */
+    private void mlp(DeviceWeights.Mlp m, int rows, DeviceBuffer out) {
+        project(s.normed, cfg.hiddenSize(), m.gateUp(), s.proj, rows);
+        k.swiglu(rows, s.proj, 2 * m.width(), s.act, m.width(), m.width());
+        project(s.act, m.width(), m.down(), out, rows);
+    }
+
+    private void moe(DeviceWeights.Moe mw, int rows) {
+        MoeConfig c = cfg.moe();
+        int d = cfg.hiddenSize();
+        int e = c.numExperts();
+        int topk = c.expertsPerToken();
+        int width = mw.width();
+        k.gemv(s.normed, d, mw.router().data(), s.routerLogits, e, rows, e, d, false); // router logits, fp32 (choices are discontinuous)
+        k.moeRoute(rows, s.routerLogits, mw.bias(), e, topk, c.numExpertGroups(), c.topkGroups(), c.renormalize(),
+                c.weightsUseCorrectionBias(), c.routedScalingFactor(), s.expertIds, s.expertWeights);
+        int pairs = rows * topk;
+        int maxTiles = maxTiles(rows);
+        k.moeAlign(s.expertIds, pairs, e, s.order, s.tileExpert, s.tileCount, s.expertLoads);
+        k.moeGemv(maxTiles, s.normed, d, s.order, s.tileExpert, s.tileCount, topk, 0, mw.gateUp(), 2L * width * d, s.expertHidden, 2 * width,
+                2 * width, d);                                              // gate|up of each (token, expert)
+        k.swiglu(maxTiles * EngineKernels.GEMV_ROWS, s.expertHidden, 2 * width, s.expertAct, width, width);
+        k.moeGemv(maxTiles, s.expertAct, width, s.order, s.tileExpert, s.tileCount, topk, 1, mw.down(), (long) d * width, s.pairOut, d, d,
+                width);                                                     // down of each pair
+        if (mw.shared() != null) {
+            mlp(mw.shared(), rows, s.mixed);                                // shared expert
+        } else {
+            s.mixed.slice(0, 4L * rows * d).fill(0f);
+        }
+        k.moeCombine(rows, s.pairOut, s.expertWeights, topk, s.mixed, d);   // + sum of weight * expert output
+    }
+
+    /** Tiles of 8 pair positions the MoE grouping can use for {@code rows} tokens. */
+    private int maxTiles(int rows) {
+        int pairs = rows * cfg.moe().expertsPerToken();
+        return pairs / EngineKernels.GEMV_ROWS + Math.min(pairs, cfg.moe().numExperts());
+    }
+
+    /**
+     * y[m, w.rows] = x[m, w.cols] · w^T: on tensor cores (cuBLASLt) from {@link Options#cublasFromRows} rows, with the
+     * activations split into two bf16 parts (or rounded once, {@link Options#bf16Activations}); else the fp32 warp GEMV.
+     */
+    private void project(DeviceBuffer x, int ldx, DeviceWeights.Matrix m, DeviceBuffer y, int rows) {
+        if (cublas != null && rows >= options.cublasFromRows()) {
+            if (options.bf16Activations()) {
+                k.toBf16(rows, x, ldx, s.bf16, m.cols());
+                cublas.matmul(s.bf16, m.data(), y, rows, m.rows(), m.cols(), CublasLt.Out.F32);
+            } else {
+                k.toBf16Split(rows, x, ldx, s.bf16, s.bf16Low, m.cols());
+                cublas.matmul(s.bf16, m.data(), y, rows, m.rows(), m.cols(), CublasLt.Out.F32);
+                cublas.matmul(s.bf16Low, m.data(), s.lowProduct, rows, m.rows(), m.cols(), CublasLt.Out.F32);
+                k.addInto(y, s.lowProduct, (long) rows * m.rows());
+            }
+        } else {
+            k.gemv(x, ldx, m.data(), y, m.rows(), rows, m.rows(), m.cols(), false);
+        }
+    }
+
+    private static DeviceBuffer view(DeviceBuffer b, long floatOffset) {
+        return b.slice(4L * floatOffset, b.bytes() - 4L * floatOffset);
+    }
+
+    /** The per-call integer arrays on the device. */
+    private record Batch(DeviceBuffer ids, DeviceBuffer segStart, DeviceBuffer segCount, DeviceBuffer segSlot, DeviceBuffer tokSeg,
+                         DeviceBuffer tokPos, DeviceBuffer dstRow, DeviceBuffer pageTable, int maxPages) {
+    }
+
+    private Batch upload(int[] tokens, SequenceState[] seqs, int[] counts, int[] slotOf) {
+        int rows = tokens.length;
+        int segs = seqs.length;
+        int maxPages = 1;
+        List<List<Integer>> pages = new java.util.ArrayList<>(segs);
+        for (SequenceState st : seqs) {
+            List<Integer> p = cfg.mla() == null ? List.of() : states.pagesOf(st);
+            pages.add(p);
+            maxPages = Math.max(maxPages, p.size());
+        }
+        int[] all = new int[rows * 4 + segs * 3 + segs * maxPages];
+        int at = 0;
+        System.arraycopy(tokens, 0, all, at, rows);
+        int ids = at;
+        at += rows;
+        int segStart = at, segCount = at + segs, segSlot = at + 2 * segs;
+        at += 3 * segs;
+        int tokSeg = at, tokPos = at + rows, dstRow = at + 2 * rows;
+        at += 3 * rows;
+        int table = at;
+        int row = 0;
+        for (int i = 0; i < segs; i++) {
+            all[segStart + i] = row;
+            all[segCount + i] = counts[i];
+            all[segSlot + i] = slotOf[i];
+            List<Integer> p = pages.get(i);
+            for (int j = 0; j < p.size(); j++) {
+                all[table + i * maxPages + j] = p.get(j);
+            }
+            for (int t = 0; t < counts[i]; t++, row++) {
+                int pos = (int) seqs[i].position() + t;
+                all[tokSeg + row] = i;
+                all[tokPos + row] = pos;
+                all[dstRow + row] = p.isEmpty() ? 0 : p.get(pos / MlaCache.PAGE_TOKENS) * MlaCache.PAGE_TOKENS + pos % MlaCache.PAGE_TOKENS;
+            }
+        }
+        if (ints.bytes() < 4L * all.length) {
+            device.synchronize();
+            ints.close();
+            ints = DeviceBuffer.allocate(device, 8L * all.length);
+        }
+        ints.upload(all, all.length);
+        return new Batch(ints.slice(4L * ids, 4L * rows), ints.slice(4L * segStart, 4L * segs), ints.slice(4L * segCount, 4L * segs),
+                ints.slice(4L * segSlot, 4L * segs), ints.slice(4L * tokSeg, 4L * rows), ints.slice(4L * tokPos, 4L * rows),
+                ints.slice(4L * dstRow, 4L * rows), ints.slice(4L * table, 4L * segs * maxPages), maxPages);
+    }
+
+    @Override
+    public void close() {
+        synchronized (states) {
+            device.makeCurrent();
+            device.synchronize();
+            states.close();
+            s.close();
+            w.close();
+            ints.close();
+            if (kdaPrefillScratch != null) {
+                kdaPrefillScratch.close();
+            }
+            if (cublas != null) {
+                cublas.close();
+            }
+            engineModule.close();
+            kdaDecodeModule.close();
+            kdaPrefillModule.close();
+            if (ownsDevice) {
+                device.close();
+            }
+        }
+    }
+}

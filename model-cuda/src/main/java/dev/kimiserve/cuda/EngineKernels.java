@@ -1,0 +1,155 @@
+package dev.kimiserve.cuda;
+
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+
+import jcuda.Pointer;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
+
+/**
+ * Launchers of the engine's general kernels (src/main/cuda/engine.cu), one method per kernel, arguments in the
+ * kernel's order. All launches go on the device's stream and return at once. Shapes are documented in the .cu file.
+ */
+final class EngineKernels {
+    /** Rows a projection block handles at once (GEMV_ROWS in engine.cu). */
+    static final int GEMV_ROWS = 8;
+    private final CudaDevice device;
+    private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addInto, gemv, moeRoute, moeAlign, moeGemv, moeCombine,
+            convSilu, kdaPrep, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaValue;
+
+    EngineKernels(CudaDevice device, CudaModule module) {
+        this.device = device;
+        embedRows = module.function("embed_rows");
+        addRmsNorm = module.function("add_rms_norm");
+        swiglu = module.function("swiglu");
+        toBf16 = module.function("to_bf16");
+        toBf16Split = module.function("to_bf16_split");
+        addInto = module.function("add_into");
+        gemv = module.function("gemv_bf16");
+        moeRoute = module.function("moe_route");
+        moeAlign = module.function("moe_align");
+        moeGemv = module.function("moe_gemv_bf16");
+        moeCombine = module.function("moe_combine");
+        convSilu = module.function("kda_conv_silu");
+        kdaPrep = module.function("kda_prep");
+        kdaRecurrent = module.function("kda_recurrent");
+        kdaOutNorm = module.function("kda_out_norm");
+        mlaAppend = module.function("mla_append");
+        mlaAbsorbQ = module.function("mla_absorb_q");
+        mlaAttend = module.function("mla_attend");
+        mlaValue = module.function("mla_value");
+    }
+
+    void embedRows(int rows, DeviceBuffer table, DeviceBuffer ids, DeviceBuffer out, int dim) {
+        launch(embedRows, rows, 1, 1, 256, 0, table, ids, out, dim);
+    }
+
+    /** h += delta (delta may be null), y = rmsnorm(h) * w. */
+    void addRmsNorm(int rows, DeviceBuffer h, int ldh, DeviceBuffer delta, DeviceBuffer w, DeviceBuffer y, int ldy, int dim, float eps) {
+        launch(addRmsNorm, rows, 1, 1, 256, 0, h, ldh, delta, w, y, ldy, dim, eps);
+    }
+
+    void swiglu(int rows, DeviceBuffer gateUp, int ldg, DeviceBuffer out, int ldo, int width) {
+        launch(swiglu, rows, 1, 1, 256, 0, gateUp, ldg, out, ldo, width);
+    }
+
+    void toBf16(int rows, DeviceBuffer x, int ldx, DeviceBuffer y, int cols) {
+        launch(toBf16, rows, 1, 1, 256, 0, x, ldx, y, cols);
+    }
+
+    /** hi = bf16(x), lo = bf16(x - hi), both [rows, cols] contiguous. */
+    void toBf16Split(int rows, DeviceBuffer x, int ldx, DeviceBuffer hi, DeviceBuffer lo, int cols) {
+        launch(toBf16Split, rows, 1, 1, 256, 0, x, ldx, hi, lo, cols);
+    }
+
+    void addInto(DeviceBuffer y, DeviceBuffer add, long n) {
+        launch(addInto, (int) ((n + 255) / 256), 1, 1, 256, 0, y, add, n);
+    }
+
+    /** y[M, N] (+)= x[M, K] · w[N, K]^T with fp32 activations and bf16 weights. */
+    void gemv(DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate) {
+        launch(gemv, (n + 7) / 8, (m + GEMV_ROWS - 1) / GEMV_ROWS, 1, 256, 0, x, ldx, w, y, ldy, m, n, k, vec(x, ldx, k) ? 1 : 0,
+                accumulate ? 1 : 0);
+    }
+
+    void moeRoute(int tokens, DeviceBuffer logits, DeviceBuffer bias, int experts, int topk, int groups, int topkGroups,
+                  boolean renormalize, boolean biasedWeights, float scaling, DeviceBuffer ids, DeviceBuffer weights) {
+        launch(moeRoute, (tokens + 127) / 128, 1, 1, 128, 0, logits, bias, tokens, experts, topk, groups, topkGroups,
+                renormalize ? 1 : 0, biasedWeights ? 1 : 0, scaling, ids, weights);
+    }
+
+    void moeAlign(DeviceBuffer ids, int pairs, int experts, DeviceBuffer order, DeviceBuffer tileExpert, DeviceBuffer tileCount,
+                  DeviceBuffer loads) {
+        launch(moeAlign, 1, 1, 1, 1024, 8 * experts, ids, pairs, experts, order, tileExpert, tileCount, loads);
+    }
+
+    /** Stage 0: gate/up of each pair's token into row p; stage 1: down of row p into the pair's row. */
+    void moeGemv(int maxTiles, DeviceBuffer x, int ldx, DeviceBuffer order, DeviceBuffer tileExpert, DeviceBuffer tileCount, int topk,
+                 int stage, DeviceBuffer w, long expertStride, DeviceBuffer y, int ldy, int n, int k) {
+        launch(moeGemv, (n + 7) / 8, maxTiles, 1, 256, 0, x, ldx, order, tileExpert, tileCount, topk, stage, w, expertStride, y, ldy, n, k,
+                vec(x, ldx, k) ? 1 : 0);
+    }
+
+    void moeCombine(int tokens, DeviceBuffer pairOut, DeviceBuffer weights, int topk, DeviceBuffer out, int dim) {
+        launch(moeCombine, tokens, 1, 1, 256, 0, pairOut, weights, topk, out, dim);
+    }
+
+    void convSilu(int segments, DeviceBuffer pre, int ldp, DeviceBuffer taps, DeviceBuffer windows, DeviceBuffer segStart,
+                  DeviceBuffer segCount, DeviceBuffer segSlot, DeviceBuffer out, int channels, int width) {
+        launch(convSilu, (channels + 127) / 128, segments, 1, 128, 0, pre, ldp, taps, windows, segStart, segCount, segSlot, out, channels,
+                width);
+    }
+
+    void kdaPrep(int rows, int heads, DeviceBuffer conv, DeviceBuffer gRaw, int ldg, DeviceBuffer betaRaw, int ldb, DeviceBuffer aLog,
+                 DeviceBuffer dtBias, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta, int headDim) {
+        launch(kdaPrep, rows, heads, 1, 128, 0, conv, gRaw, ldg, betaRaw, ldb, aLog, dtBias, q, k, v, g, beta, heads, headDim);
+    }
+
+    void kdaRecurrent(int segments, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,
+                      DeviceBuffer segStart, DeviceBuffer segCount, DeviceBuffer segSlot, DeviceBuffer states, DeviceBuffer o,
+                      int keyDim, int valueDim) {
+        launch(kdaRecurrent, (valueDim + 31) / 32, heads, segments, 32, 12 * keyDim, q, k, v, g, beta, segStart, segCount, segSlot, states,
+                o, heads, keyDim, valueDim);
+    }
+
+    void kdaOutNorm(int rows, int heads, DeviceBuffer o, DeviceBuffer gate, int ldg, DeviceBuffer w, DeviceBuffer y, int valueDim, float eps) {
+        launch(kdaOutNorm, rows, heads, 1, 128, 0, o, gate, ldg, w, y, heads, valueDim, eps);
+    }
+
+    void mlaAppend(int rows, DeviceBuffer kva, int ldk, DeviceBuffer dstRow, DeviceBuffer cache, int latent) {
+        launch(mlaAppend, rows, 1, 1, 128, 0, kva, ldk, dstRow, cache, latent);
+    }
+
+    void mlaAbsorbQ(int rows, int heads, DeviceBuffer q, int ldq, DeviceBuffer kvB, DeviceBuffer qAbs, int nope, int rope, int vHead, int lora) {
+        launch(mlaAbsorbQ, rows, heads, 1, 128, 0, q, ldq, kvB, qAbs, heads, nope, rope, vHead, lora);
+    }
+
+    void mlaAttend(int rows, int heads, DeviceBuffer qAbs, DeviceBuffer cache, DeviceBuffer pageTable, int maxPages, DeviceBuffer tokSeg,
+                   DeviceBuffer tokPos, float scale, DeviceBuffer z, int lora, int width) {
+        launch(mlaAttend, rows, heads, 1, 128, 4 * width, qAbs, cache, pageTable, maxPages, tokSeg, tokPos, scale, z, heads, lora, width);
+    }
+
+    void mlaValue(int rows, int heads, DeviceBuffer z, DeviceBuffer kvB, DeviceBuffer y, int nope, int vHead, int lora) {
+        launch(mlaValue, rows, heads, 1, 128, 0, z, kvB, y, heads, nope, vHead, lora);
+    }
+
+    /** 16-byte loads apply: K a multiple of 8, rows 16-byte aligned. */
+    private static boolean vec(DeviceBuffer x, int ldx, int k) {
+        return k % 8 == 0 && ldx % 4 == 0 && Native.address(x.pointer()) % 16 == 0;
+    }
+
+    private void launch(CUfunction f, int gx, int gy, int gz, int threads, int sharedBytes, Object... args) {
+        Pointer[] params = new Pointer[args.length];
+        for (int i = 0; i < args.length; i++) {
+            params[i] = switch (args[i]) {
+                case null -> Pointer.to(new CUdeviceptr());
+                case DeviceBuffer b -> Pointer.to(b.pointer());
+                case Integer v -> Pointer.to(new int[]{v});
+                case Long v -> Pointer.to(new long[]{v});
+                case Float v -> Pointer.to(new float[]{v});
+                default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
+            };
+        }
+        cuLaunchKernel(f, gx, gy, gz, threads, 1, 1, sharedBytes, device.stream(), Pointer.to(params), null);
+    }
+}

@@ -237,81 +237,101 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restr
 
 #define MAX_TOPK 32
 
-// Expert selection for one token per thread, the algorithm of model-core's Routing (double precision): sigmoid scores,
+// Expert selection, one warp per token, the algorithm of model-core's Routing in double precision: sigmoid scores,
 // correction bias for selection, group-limited top-k (group score = sum of its two best), weights from the unbiased
-// (or biased) scores, renormalised, scaled. Ties go to the lower index. Grid: ceil(T/128) x 128.
+// (or biased) scores, renormalised, scaled. Ties go to the lower index. Grid: T blocks of 32; shared: 2E + 64 doubles.
+__device__ __forceinline__ void warp_argmax(double& value, int& index) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        double v = __shfl_xor_sync(FULL, value, o);
+        int i = __shfl_xor_sync(FULL, index, o);
+        if (i >= 0 && (index < 0 || v > value || (v == value && i < index))) {
+            value = v;
+            index = i;
+        }
+    }
+}
+
 extern "C" __global__ void moe_route(const float* __restrict__ logits, const float* __restrict__ bias, int T, int E, int topk,
                                      int groups, int topk_groups, int renormalize, int biased_weights, float scaling,
                                      int* __restrict__ ids, float* __restrict__ weights) {
-    const int t = blockIdx.x * blockDim.x + threadIdx.x;
-    if (t >= T) {
-        return;
-    }
+    extern __shared__ double route_shared[];
+    double* score = route_shared;                          // [E] sigmoid scores
+    double* choice = route_shared + E;                     // [E] selection scores; -inf once masked or taken
+    double* group_score = route_shared + 2 * E;            // [64]
+    const int t = blockIdx.x;
+    const int lane = threadIdx.x;
     const float* l = logits + (size_t) t * E;
-    const int per = E / groups;
-    unsigned long long keep = ~0ull;                       // groups <= 64
+    for (int i = lane; i < E; i += 32) {
+        score[i] = 1.0 / (1.0 + exp(-(double) l[i]));
+        choice[i] = score[i] + (double) bias[i];
+    }
+    __syncwarp();
     if (groups > 1) {
-        keep = 0ull;
+        const int per = E / groups;
+        for (int g = lane; g < groups; g += 32) {
+            double first = -INFINITY, second = -INFINITY;
+            for (int i = g * per; i < (g + 1) * per; i++) {
+                if (choice[i] > first) {
+                    second = first;
+                    first = choice[i];
+                } else if (choice[i] > second) {
+                    second = choice[i];
+                }
+            }
+            group_score[g] = first + second;
+        }
+        __syncwarp();
+        unsigned long long keep = 0ull;
         for (int n = 0; n < topk_groups; n++) {
-            int best = -1;
-            double bestScore = 0.0;
-            for (int g = 0; g < groups; g++) {
-                if (keep & (1ull << g)) {
-                    continue;
-                }
-                double first = -INFINITY, second = -INFINITY;
-                for (int i = g * per; i < (g + 1) * per; i++) {
-                    double c = 1.0 / (1.0 + exp(-(double) l[i])) + (double) bias[i];
-                    if (c > first) {
-                        second = first;
-                        first = c;
-                    } else if (c > second) {
-                        second = c;
-                    }
-                }
-                double s = first + second;
-                if (best < 0 || s > bestScore) {
-                    best = g;
-                    bestScore = s;
+            double best = 0.0;
+            int index = -1;
+            for (int g = lane; g < groups; g += 32) {
+                if (!(keep & (1ull << g)) && (index < 0 || group_score[g] > best)) {
+                    best = group_score[g];
+                    index = g;
                 }
             }
-            keep |= 1ull << best;
+            warp_argmax(best, index);
+            keep |= 1ull << index;
         }
-    }
-    int chosen[MAX_TOPK];
-    double w[MAX_TOPK];
-    for (int slot = 0; slot < topk; slot++) {
-        int best = -1;
-        double bestChoice = 0.0;
-        for (int i = 0; i < E; i++) {
+        for (int i = lane; i < E; i += 32) {
             if (!(keep & (1ull << (i / per)))) {
-                continue;
-            }
-            bool taken = false;
-            for (int j = 0; j < slot; j++) {
-                taken |= chosen[j] == i;
-            }
-            if (taken) {
-                continue;
-            }
-            double c = 1.0 / (1.0 + exp(-(double) l[i])) + (double) bias[i];
-            if (best < 0 || c > bestChoice) {
-                best = i;
-                bestChoice = c;
+                choice[i] = -INFINITY;
             }
         }
-        chosen[slot] = best;
-        double score = 1.0 / (1.0 + exp(-(double) l[best]));
-        w[slot] = biased_weights ? score + (double) bias[best] : score;
+        __syncwarp();
     }
-    double sum = 1e-20;
+    double w[MAX_TOPK];
+    int chosen[MAX_TOPK];
     for (int slot = 0; slot < topk; slot++) {
-        sum += w[slot];
+        double best = 0.0;
+        int index = -1;
+        for (int i = lane; i < E; i += 32) {
+            if (choice[i] != -INFINITY && (index < 0 || choice[i] > best)) {
+                best = choice[i];
+                index = i;
+            }
+        }
+        warp_argmax(best, index);
+        chosen[slot] = index;
+        w[slot] = biased_weights ? score[index] + (double) bias[index] : score[index];
+        __syncwarp();
+        if (lane == 0) {
+            choice[index] = -INFINITY;
+        }
+        __syncwarp();
     }
-    for (int slot = 0; slot < topk; slot++) {
-        double v = renormalize ? w[slot] / sum : w[slot];
-        ids[t * topk + slot] = chosen[slot];
-        weights[t * topk + slot] = (float) (v * (double) scaling);
+    if (lane == 0) {
+        double sum = 1e-20;
+        for (int slot = 0; slot < topk; slot++) {
+            sum += w[slot];
+        }
+        for (int slot = 0; slot < topk; slot++) {
+            double v = renormalize ? w[slot] / sum : w[slot];
+            ids[t * topk + slot] = chosen[slot];
+            weights[t * topk + slot] = (float) (v * (double) scaling);
+        }
     }
 }
 
@@ -379,16 +399,18 @@ extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16(const float* __r
     const int p0 = tile * GEMV_ROWS;
     int out_row[GEMV_ROWS];
     const float* xs[GEMV_ROWS];
-    int first = order[p0];                                 // a tile always starts with a real pair
+    int first = order[p0];                                 // a tile starts with a real pair; padding only at its end
+    int rows = 0;
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++) {
         int pair = order[p0 + r];
+        rows += pair >= 0;
         int in = stage == 0 ? (pair >= 0 ? pair : first) / topk : p0 + r;
         xs[r] = x + (size_t) in * ldx;
         out_row[r] = pair < 0 ? -1 : stage == 0 ? p0 + r : pair;
     }
     float acc[GEMV_ROWS] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    dot_rows(xs, GEMV_ROWS, w + (size_t) tile_expert[tile] * expert_stride + (size_t) n * K, K, vec != 0, acc);
+    dot_rows(xs, rows, w + (size_t) tile_expert[tile] * expert_stride + (size_t) n * K, K, vec != 0, acc);
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++) {
         float s = warp_sum(acc[r]);

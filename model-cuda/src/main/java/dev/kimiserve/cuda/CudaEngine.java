@@ -212,7 +212,7 @@ public final class CudaEngine implements Engine {
     private void head(int row, int n, float[] out, int offset) {
         int d = cfg.hiddenSize();
         project(view(s.normed, row * d), d, w.lmHead, s.logits, n);
-        s.logits.download(out, offset, n * cfg.vocabSize());
+        k.timed("logits_to_host", () -> s.logits.download(out, offset, n * cfg.vocabSize()));
     }
 
     /**
@@ -272,7 +272,7 @@ public final class CudaEngine implements Engine {
         project(view(s.proj, 3 * ch + hd), in, kw.gB(), s.outGate, rows);   // g_b_proj(g_a_proj(x))
         k.kdaPrep(rows, heads, s.conv, s.gate, ch, view(s.proj, 3 * ch + 2 * hd), in, kw.aLog(), kw.dtBias(), s.q, s.k, s.v, s.g, s.beta, hd);
         if (hd == KdaDecodeKernel.HEAD_DIM && allDecode) {                  // the delta rule
-            kdaDecode.launch(rows, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot, states.recurrent[layer], s.o);
+            k.timed("kda_decode", () -> kdaDecode.launch(rows, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot, states.recurrent[layer], s.o));
         } else if (plan != null) {
             long need = KdaPrefillKernel.scratchBytes(plan, heads);
             if (kdaPrefillScratch == null || kdaPrefillScratch.bytes() < need) {
@@ -282,7 +282,8 @@ public final class CudaEngine implements Engine {
                 }
                 kdaPrefillScratch = DeviceBuffer.allocate(device, need);
             }
-            kdaPrefill.launch(plan, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot, states.recurrent[layer], kdaPrefillScratch, s.o);
+            k.timed("kda_prefill", () -> kdaPrefill.launch(plan, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot, states.recurrent[layer],
+                    kdaPrefillScratch, s.o));
         } else {
             k.kdaRecurrent(segs, heads, s.q, s.k, s.v, s.g, s.beta, b.segStart, b.segCount, b.segSlot, states.recurrent[layer], s.o, hd, hd);
         }
@@ -363,11 +364,11 @@ public final class CudaEngine implements Engine {
         if (cublas != null && rows >= options.cublasFromRows()) {
             if (options.bf16Activations()) {
                 k.toBf16(rows, x, ldx, s.bf16, m.cols());
-                cublas.matmul(s.bf16, m.data(), y, rows, m.rows(), m.cols(), CublasLt.Out.F32);
+                k.timed("cublasLt", () -> cublas.matmul(s.bf16, m.data(), y, rows, m.rows(), m.cols(), CublasLt.Out.F32));
             } else {
                 k.toBf16Split(rows, x, ldx, s.bf16, s.bf16Low, m.cols());
-                cublas.matmul(s.bf16, m.data(), y, rows, m.rows(), m.cols(), CublasLt.Out.F32);
-                cublas.matmul(s.bf16Low, m.data(), s.lowProduct, rows, m.rows(), m.cols(), CublasLt.Out.F32);
+                k.timed("cublasLt", () -> cublas.matmul(s.bf16, m.data(), y, rows, m.rows(), m.cols(), CublasLt.Out.F32));
+                k.timed("cublasLt", () -> cublas.matmul(s.bf16Low, m.data(), s.lowProduct, rows, m.rows(), m.cols(), CublasLt.Out.F32));
                 k.addInto(y, s.lowProduct, (long) rows * m.rows());
             }
         } else {
@@ -425,7 +426,7 @@ public final class CudaEngine implements Engine {
             ints.close();
             ints = DeviceBuffer.allocate(device, 8L * all.length);
         }
-        ints.upload(all, all.length);
+        k.timed("ints_to_device", () -> ints.upload(all, all.length));
         return new Batch(ints.slice(4L * ids, 4L * rows), ints.slice(4L * segStart, 4L * segs), ints.slice(4L * segCount, 4L * segs),
                 ints.slice(4L * segSlot, 4L * segs), ints.slice(4L * tokSeg, 4L * rows), ints.slice(4L * tokPos, 4L * rows),
                 ints.slice(4L * dstRow, 4L * rows), ints.slice(4L * table, 4L * segs * maxPages), maxPages);
@@ -436,6 +437,9 @@ public final class CudaEngine implements Engine {
         synchronized (states) {
             device.makeCurrent();
             device.synchronize();
+            if (k.profiling()) {
+                System.err.print("cuda engine profile (each launch waited for):\n" + k.profileTable());
+            }
             states.close();
             s.close();
             w.close();

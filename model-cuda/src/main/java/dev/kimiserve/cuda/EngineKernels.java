@@ -14,30 +14,32 @@ final class EngineKernels {
     /** Rows a projection block handles at once (GEMV_ROWS in engine.cu). */
     static final int GEMV_ROWS = 8;
     private final CudaDevice device;
+    private final CudaModule module;
     private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addInto, gemv, moeRoute, moeAlign, moeGemv, moeCombine,
             convSilu, kdaPrep, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaValue;
 
     EngineKernels(CudaDevice device, CudaModule module) {
         this.device = device;
-        embedRows = module.function("embed_rows");
-        addRmsNorm = module.function("add_rms_norm");
-        swiglu = module.function("swiglu");
-        toBf16 = module.function("to_bf16");
-        toBf16Split = module.function("to_bf16_split");
-        addInto = module.function("add_into");
-        gemv = module.function("gemv_bf16");
-        moeRoute = module.function("moe_route");
-        moeAlign = module.function("moe_align");
-        moeGemv = module.function("moe_gemv_bf16");
-        moeCombine = module.function("moe_combine");
-        convSilu = module.function("kda_conv_silu");
-        kdaPrep = module.function("kda_prep");
-        kdaRecurrent = module.function("kda_recurrent");
-        kdaOutNorm = module.function("kda_out_norm");
-        mlaAppend = module.function("mla_append");
-        mlaAbsorbQ = module.function("mla_absorb_q");
-        mlaAttend = module.function("mla_attend");
-        mlaValue = module.function("mla_value");
+        this.module = module;
+        embedRows = fn("embed_rows");
+        addRmsNorm = fn("add_rms_norm");
+        swiglu = fn("swiglu");
+        toBf16 = fn("to_bf16");
+        toBf16Split = fn("to_bf16_split");
+        addInto = fn("add_into");
+        gemv = fn("gemv_bf16");
+        moeRoute = fn("moe_route");
+        moeAlign = fn("moe_align");
+        moeGemv = fn("moe_gemv_bf16");
+        moeCombine = fn("moe_combine");
+        convSilu = fn("kda_conv_silu");
+        kdaPrep = fn("kda_prep");
+        kdaRecurrent = fn("kda_recurrent");
+        kdaOutNorm = fn("kda_out_norm");
+        mlaAppend = fn("mla_append");
+        mlaAbsorbQ = fn("mla_absorb_q");
+        mlaAttend = fn("mla_attend");
+        mlaValue = fn("mla_value");
     }
 
     void embedRows(int rows, DeviceBuffer table, DeviceBuffer ids, DeviceBuffer out, int dim) {
@@ -74,7 +76,7 @@ final class EngineKernels {
 
     void moeRoute(int tokens, DeviceBuffer logits, DeviceBuffer bias, int experts, int topk, int groups, int topkGroups,
                   boolean renormalize, boolean biasedWeights, float scaling, DeviceBuffer ids, DeviceBuffer weights) {
-        launch(moeRoute, (tokens + 127) / 128, 1, 1, 128, 0, logits, bias, tokens, experts, topk, groups, topkGroups,
+        launch(moeRoute, tokens, 1, 1, 32, 8 * (2 * experts + 64), logits, bias, tokens, experts, topk, groups, topkGroups,
                 renormalize ? 1 : 0, biasedWeights ? 1 : 0, scaling, ids, weights);
     }
 
@@ -138,7 +140,50 @@ final class EngineKernels {
         return k % 8 == 0 && ldx % 4 == 0 && Native.address(x.pointer()) % 16 == 0;
     }
 
+    /** Per kernel: launches and wall nanoseconds (launch to finish), when profiling. */
+    private final java.util.Map<String, long[]> profile = new java.util.HashMap<>();
+    private final java.util.Map<CUfunction, String> names = new java.util.IdentityHashMap<>();
+    private final boolean profiling = Boolean.getBoolean("kimi.cuda.profile") || "1".equals(System.getenv("KIMI_CUDA_PROFILE"));
+
+    /** The profile table (kernel, launches, total ms, us per launch), empty unless kimi.cuda.profile / KIMI_CUDA_PROFILE=1. */
+    String profileTable() {
+        StringBuilder sb = new StringBuilder();
+        profile.entrySet().stream().sorted((a, b) -> Long.compare(b.getValue()[1], a.getValue()[1])).forEach(e -> sb.append(String.format(
+                java.util.Locale.ROOT, "%-16s %8d launches %10.2f ms %8.2f us each%n", e.getKey(), e.getValue()[0],
+                e.getValue()[1] / 1e6, e.getValue()[1] / 1e3 / e.getValue()[0])));
+        return sb.toString();
+    }
+
+    boolean profiling() {
+        return profiling;
+    }
+
     private void launch(CUfunction f, int gx, int gy, int gz, int threads, int sharedBytes, Object... args) {
+        timed(names.get(f), () -> launchNow(f, gx, gy, gz, threads, sharedBytes, args));
+    }
+
+    /** Runs {@code work} (launches on the stream); when profiling, waits for it and adds its wall time under {@code name}. */
+    void timed(String name, Runnable work) {
+        if (!profiling) {
+            work.run();
+            return;
+        }
+        device.synchronize();
+        long t0 = System.nanoTime();
+        work.run();
+        device.synchronize();
+        long[] p = profile.computeIfAbsent(name, x -> new long[2]);
+        p[0]++;
+        p[1] += System.nanoTime() - t0;
+    }
+
+    private CUfunction fn(String entry) {
+        CUfunction f = module.function(entry);
+        names.put(f, entry);
+        return f;
+    }
+
+    private void launchNow(CUfunction f, int gx, int gy, int gz, int threads, int sharedBytes, Object... args) {
         Pointer[] params = new Pointer[args.length];
         for (int i = 0; i < args.length; i++) {
             params[i] = switch (args[i]) {

@@ -8,6 +8,7 @@ mkdir -p "$out"
 [[ -d /tmp/jre ]] || tar xzf .device/jre.tgz -C /tmp
 java=(/tmp/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=/tmp -Xss4m -cp '.device/lib/*')
 model=/tmp/m48-${LAYERS:-8}
+[[ -d /dev/shm ]] && model=/dev/shm/m48-${LAYERS:-8}                              # RAM: no disk writes
 if [[ ! -f $model/config.json ]]; then
   start=$(date +%s)
   "${java[@]}" dev.kimiserve.cli.KimiCli make-model --preset kimi-linear-48b --layers "${LAYERS:-8}" --out "$model" 2>&1 | tail -1

@@ -26,11 +26,15 @@ final class BenchKernelsCommand implements Callable<Integer> {
     @Option(names = "--variants", description = "cuda: also time every compiled tiling of the kernels that have several.")
     boolean variants;
 
+    @Option(names = "--only", paramLabel = "FAMILY", split = ",",
+            description = "cuda: only these kernel families (copy, kda_decode, kda_prefill, mla_decode, matmul, gemv); default all.")
+    java.util.List<String> only;
+
     @Override
     public Integer call() {
         if (backend.equals("cuda")) {
             try (CudaDevice device = CudaDevice.open(deviceOrdinal); CudaKernelBench bench = new CudaKernelBench(device, repeat, System.out::println)) {
-                bench.runAll();
+                bench.run(only == null ? CudaKernelBench.FAMILIES : new java.util.LinkedHashSet<>(only));
                 if (variants) {
                     bench.kdaDecodeVariants();
                 }

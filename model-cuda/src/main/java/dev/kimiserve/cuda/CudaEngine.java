@@ -11,7 +11,16 @@ import dev.kimiserve.core.model.Inputs;
 import dev.kimiserve.core.state.MlaCache;
 import dev.kimiserve.core.state.SequenceState;
 import dev.kimiserve.core.weights.ModelWeights;
+import static jcuda.driver.JCudaDriver.cuGraphDestroy;
+import static jcuda.driver.JCudaDriver.cuGraphInstantiate;
+import static jcuda.driver.JCudaDriver.cuGraphLaunch;
+import static jcuda.driver.JCudaDriver.cuStreamBeginCapture;
+import static jcuda.driver.JCudaDriver.cuStreamEndCapture;
+
 import java.lang.System.Logger.Level;
+import jcuda.driver.CUgraph;
+import jcuda.driver.CUgraphExec;
+import jcuda.driver.CUstreamCaptureMode;
 import java.util.Arrays;
 import java.util.List;
 
@@ -39,8 +48,10 @@ public final class CudaEngine implements Engine {
      * @param cublasFromRows  projections of at least this many rows run on tensor cores through cuBLASLt; 0 never
      * @param bf16Activations on cuBLASLt, round activations to bf16 (one product, what most engines do) instead of
      *                        splitting them into two bf16 parts (two products, fp32-accurate: the default)
+     * @param cudaGraphs      replay each decode step as one CUDA graph (captured once per batch size and page-table width)
      */
-    public record Options(int maxSequences, int cacheTokens, int prefillChunk, int cublasFromRows, boolean bf16Activations) {
+    public record Options(int maxSequences, int cacheTokens, int prefillChunk, int cublasFromRows, boolean bf16Activations,
+                          boolean cudaGraphs) {
         public static Options fromEnvironment() {
             String precision = System.getProperty("kimi.cuda.activations", System.getenv("KIMI_CUDA_ACTIVATIONS"));
             boolean bf16 = precision != null && precision.trim().equalsIgnoreCase("bf16");
@@ -48,7 +59,8 @@ public final class CudaEngine implements Engine {
                 throw new IllegalArgumentException("kimi.cuda.activations / KIMI_CUDA_ACTIVATIONS must be fp32 or bf16, got '" + precision + "'");
             }
             return new Options(setting("kimi.cuda.max-sequences", 64), setting("kimi.cuda.cache-tokens", 131072),
-                    setting("kimi.cuda.prefill-chunk", 1024), setting("kimi.cuda.cublas-from-rows", 64), bf16);
+                    setting("kimi.cuda.prefill-chunk", 1024), setting("kimi.cuda.cublas-from-rows", 64), bf16,
+                    setting("kimi.cuda.graphs", 1) != 0);
         }
 
         private static int setting(String key, int fallback) {
@@ -86,6 +98,8 @@ public final class CudaEngine implements Engine {
     private DeviceBuffer ints;
     private DeviceBuffer kdaPrefillScratch;
     private long expertLoadsReported;
+    /** Decode steps as CUDA graphs, by (batch << 32 | page-table width). */
+    private final java.util.Map<Long, CUgraphExec> graphs = new java.util.HashMap<>();
 
     /** On GPU 0 (opened here and closed with the engine), options from system properties / environment. */
     public CudaEngine(ModelWeights weights) {
@@ -171,7 +185,7 @@ public final class CudaEngine implements Engine {
             device.makeCurrent();
             for (int start = 0; start < tokens.length; start += options.prefillChunk()) {
                 int count = Math.min(options.prefillChunk(), tokens.length - start);
-                forward(Arrays.copyOfRange(tokens, start, start + count), new SequenceState[]{state}, new int[]{count});
+                forward(Arrays.copyOfRange(tokens, start, start + count), new SequenceState[]{state}, new int[]{count}, false);
                 if (mode == Logits.ALL) {
                     for (int r = 0; r < count; r += LOGIT_ROWS) {
                         int n = Math.min(LOGIT_ROWS, count - r);
@@ -195,8 +209,9 @@ public final class CudaEngine implements Engine {
                 int n = Math.min(group, tokens.length - from);
                 int[] ones = new int[n];
                 Arrays.fill(ones, 1);
-                forward(Arrays.copyOfRange(tokens, from, from + n), Arrays.copyOfRange(seqs, from, from + n), ones);
-                head(0, n, logits, from * cfg.vocabSize());
+                forward(Arrays.copyOfRange(tokens, from, from + n), Arrays.copyOfRange(seqs, from, from + n), ones, true);
+                int offset = from * cfg.vocabSize();
+                k.timed("logits_to_host", () -> s.logits.download(logits, offset, n * cfg.vocabSize()));
             }
         }
     }
@@ -219,16 +234,57 @@ public final class CudaEngine implements Engine {
      * One forward pass over segments (one per state, {@code counts[i]} rows each, back to back): embedding, every
      * layer, the final norm into {@code s.normed}; the states advance and stay resident on the device.
      */
-    private void forward(int[] tokens, SequenceState[] seqs, int[] counts) {
+    private void forward(int[] tokens, SequenceState[] seqs, int[] counts, boolean decodeHead) {
         int rows = tokens.length;
-        int segs = seqs.length;
-        int d = cfg.hiddenSize();
         int[] slotOf = states.prepare(seqs, counts);
         Batch b = upload(tokens, seqs, counts, slotOf);
-        k.embedRows(rows, w.embed.data(), b.ids, s.h, d);
         boolean allDecode = Arrays.stream(counts).allMatch(c -> c == 1);
+        k.phase(allDecode ? "decode" : "prefill");
+        if (allDecode && decodeHead && options.cudaGraphs() && !k.profiling()) { // a decode step (not a 1-token prefill): one graph
+            long key = ((long) rows << 32) | b.maxPages;
+            CUgraphExec exec = graphs.get(key);
+            if (exec == null) {
+                exec = capture(() -> layers(rows, seqs.length, b, true, decodeHead));
+                graphs.put(key, exec);
+            }
+            cuGraphLaunch(exec, device.stream());
+        } else {
+            layers(rows, seqs.length, b, allDecode, decodeHead);
+        }
+        for (int i = 0; i < seqs.length; i++) {
+            seqs[i].advance(counts[i]);
+            seqs[i].residentOn(states);
+        }
+        counters.forwardPasses.increment();
+        counters.tokens.add(rows);
+    }
+
+    /** Records the launches of {@code work} on the stream as a graph (nothing runs) and instantiates it. */
+    private CUgraphExec capture(Runnable work) {
+        CUgraph graph = new CUgraph();
+        cuStreamBeginCapture(device.stream(), CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+        try {
+            work.run();
+        } finally {
+            cuStreamEndCapture(device.stream(), graph);
+        }
+        CUgraphExec exec = new CUgraphExec();
+        cuGraphInstantiate(exec, graph, 0);
+        cuGraphDestroy(graph);
+        return exec;
+    }
+
+    private void dropGraphs() {
+        graphs.values().forEach(jcuda.driver.JCudaDriver::cuGraphExecDestroy);
+        graphs.clear();
+    }
+
+    /** Embedding, every layer and the final norm into {@code s.normed} (plus lm_head into {@code s.logits} for decode). */
+    private void layers(int rows, int segs, Batch b, boolean allDecode, boolean decodeHead) {
+        int d = cfg.hiddenSize();
+        k.embedRows(rows, w.embed.data(), b.ids, s.h, d);
         KdaPrefillKernel.Plan plan = cfg.kda() != null && cfg.kda().headDim() == KdaPrefillKernel.HEAD_DIM && !allDecode
-                ? new KdaPrefillKernel.Plan(device, counts) : null;
+                ? new KdaPrefillKernel.Plan(device, b.counts) : null;
         try {
             for (int l = 0; l < cfg.numLayers(); l++) {
                 DeviceWeights.Layer lw = w.layers[l];
@@ -246,18 +302,15 @@ public final class CudaEngine implements Engine {
                 }
             }
             k.addRmsNorm(rows, s.h, d, s.mixed, w.finalNorm, s.normed, d, d, cfg.rmsNormEps());                       // residual + model.norm
+            if (decodeHead) {
+                project(s.normed, d, w.lmHead, s.logits, rows);                                                         // lm_head
+            }
         } finally {
             if (plan != null) {
                 device.synchronize();
                 plan.close();
             }
         }
-        for (int i = 0; i < segs; i++) {
-            seqs[i].advance(counts[i]);
-            seqs[i].residentOn(states);
-        }
-        counters.forwardPasses.increment();
-        counters.tokens.add(rows);
     }
 
     private void kda(int layer, DeviceWeights.Kda kw, int rows, int segs, Batch b, boolean allDecode, KdaPrefillKernel.Plan plan) {
@@ -381,8 +434,8 @@ public final class CudaEngine implements Engine {
     }
 
     /** The per-call integer arrays on the device. */
-    private record Batch(DeviceBuffer ids, DeviceBuffer segStart, DeviceBuffer segCount, DeviceBuffer segSlot, DeviceBuffer tokSeg,
-                         DeviceBuffer tokPos, DeviceBuffer dstRow, DeviceBuffer pageTable, int maxPages) {
+    private record Batch(int[] counts, DeviceBuffer ids, DeviceBuffer segStart, DeviceBuffer segCount, DeviceBuffer segSlot,
+                         DeviceBuffer tokSeg, DeviceBuffer tokPos, DeviceBuffer dstRow, DeviceBuffer pageTable, int maxPages) {
     }
 
     private Batch upload(int[] tokens, SequenceState[] seqs, int[] counts, int[] slotOf) {
@@ -395,6 +448,7 @@ public final class CudaEngine implements Engine {
             pages.add(p);
             maxPages = Math.max(maxPages, p.size());
         }
+        maxPages = Integer.highestOneBit(maxPages - 1) << 1 == 0 ? 1 : Integer.highestOneBit(maxPages - 1) << 1; // a power of two: few graphs
         int[] all = new int[rows * 4 + segs * 3 + segs * maxPages];
         int at = 0;
         System.arraycopy(tokens, 0, all, at, rows);
@@ -423,11 +477,12 @@ public final class CudaEngine implements Engine {
         }
         if (ints.bytes() < 4L * all.length) {
             device.synchronize();
+            dropGraphs();                                                   // they point into the old buffer
             ints.close();
             ints = DeviceBuffer.allocate(device, 8L * all.length);
         }
         k.timed("ints_to_device", () -> ints.upload(all, all.length));
-        return new Batch(ints.slice(4L * ids, 4L * rows), ints.slice(4L * segStart, 4L * segs), ints.slice(4L * segCount, 4L * segs),
+        return new Batch(counts, ints.slice(4L * ids, 4L * rows), ints.slice(4L * segStart, 4L * segs), ints.slice(4L * segCount, 4L * segs),
                 ints.slice(4L * segSlot, 4L * segs), ints.slice(4L * tokSeg, 4L * rows), ints.slice(4L * tokPos, 4L * rows),
                 ints.slice(4L * dstRow, 4L * rows), ints.slice(4L * table, 4L * segs * maxPages), maxPages);
     }
@@ -440,6 +495,7 @@ public final class CudaEngine implements Engine {
             if (k.profiling()) {
                 System.err.print("cuda engine profile (each launch waited for):\n" + k.profileTable());
             }
+            dropGraphs();
             states.close();
             s.close();
             w.close();

@@ -40,35 +40,99 @@ public final class CudaKernelBench implements AutoCloseable {
         cuEventCreate(stop, CUevent_flags.CU_EVENT_DEFAULT);
     }
 
+    /** The kernel families {@link #run} knows, in the order it runs them. */
+    public static final java.util.Set<String> FAMILIES = new java.util.LinkedHashSet<>(
+            java.util.List.of("copy", "kda_decode", "kda_prefill", "mla_decode", "matmul", "gemv"));
+
     public void runAll() {
-        copyCeiling(1L << 30);
-        for (int b : new int[]{1, 16, 64, 256}) {
-            kdaDecode(b, 32);
-        }
-        try (CudaModule prefill = new CudaModule(device, "kda_prefill")) {
-            KdaPrefillKernel kernel = new KdaPrefillKernel(device, prefill);
-            for (int t : new int[]{1024, 4096, 16384, 65536}) {
-                kdaPrefill(kernel, t, 32);
+        run(FAMILIES);
+    }
+
+    /** Every shape of the named families (an unknown name fails before anything runs). */
+    public void run(java.util.Set<String> families) {
+        for (String f : families) {
+            if (!FAMILIES.contains(f)) {
+                throw new IllegalArgumentException("unknown kernel family '" + f + "' (choose from " + FAMILIES + ")");
             }
         }
-        try (CudaModule mla = new CudaModule(device, "mla_decode")) {
-            MlaDecodeKernel kernel = new MlaDecodeKernel(device, mla);
-            for (int b : new int[]{1, 32}) {
-                for (int context : new int[]{32768, 131072}) {
-                    mlaDecode(kernel, b, context);
+        if (families.contains("copy")) {
+            copyCeiling(1L << 30);
+        }
+        if (families.contains("kda_decode")) {
+            for (int b : new int[]{1, 16, 64, 256}) {
+                kdaDecode(b, 32);
+            }
+        }
+        if (families.contains("kda_prefill")) {
+            try (CudaModule prefill = new CudaModule(device, "kda_prefill")) {
+                KdaPrefillKernel kernel = new KdaPrefillKernel(device, prefill);
+                for (int t : new int[]{1024, 4096, 16384, 65536}) {
+                    kdaPrefill(kernel, t, 32);
                 }
             }
         }
-        if (CublasLt.unavailableReason() == null) {
-            try (CublasLt blas = new CublasLt(device)) {
-                for (int m : new int[]{1, 8, 64, 4096}) {
-                    for (int[] nk : new int[][]{{4096, 2304}, {2304, 4096}, {12288, 2304}}) {
-                        matmul(blas, m, nk[0], nk[1]);
+        if (families.contains("mla_decode")) {
+            try (CudaModule mla = new CudaModule(device, "mla_decode")) {
+                MlaDecodeKernel kernel = new MlaDecodeKernel(device, mla);
+                for (int b : new int[]{1, 32}) {
+                    for (int context : new int[]{32768, 131072}) {
+                        mlaDecode(kernel, b, context);
                     }
                 }
             }
-        } else {
-            out.accept("{\"kernel\":\"matmul_bf16\",\"skipped\":\"" + CublasLt.unavailableReason().replace("\"", "'") + "\"}");
+        }
+        if (families.contains("matmul")) {
+            if (CublasLt.unavailableReason() == null) {
+                try (CublasLt blas = new CublasLt(device)) {
+                    for (int m : new int[]{1, 8, 64, 4096}) {
+                        for (int[] nk : new int[][]{{4096, 2304}, {2304, 4096}, {12288, 2304}}) {
+                            matmul(blas, m, nk[0], nk[1]);
+                        }
+                    }
+                }
+            } else {
+                out.accept("{\"kernel\":\"matmul_bf16\",\"skipped\":\"" + CublasLt.unavailableReason().replace("\"", "'") + "\"}");
+            }
+        }
+        if (families.contains("gemv")) {
+            try (CudaModule engine = new CudaModule(device, "engine")) {
+                EngineKernels kernels = new EngineKernels(device, engine);
+                for (int m : new int[]{1, 8}) {
+                    for (int[] nk : new int[][]{{12576, 2304}, {2304, 4096}, {2048, 2304}, {163840, 2304}}) {
+                        gemv(kernels, m, nk[0], nk[1]);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * y[M, N] = x[M, K] w[N, K]^T with fp32 activations and bf16 weights (the engine's projection for few rows); the
+     * shapes of the 48B model's KDA input projection, o_proj, one expert's gate|up and lm_head. Weight sets rotate.
+     */
+    void gemv(EngineKernels kernels, int m, int n, int k) {
+        int sets = (int) Math.max(1, Math.min(16, (1L << 30) / (2L * n * k)));
+        SplittableRandom rnd = new SplittableRandom(n * 7L + k);
+        short[] w = new short[n * k];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = dev.kimiserve.core.tools.RandomCheckpoint.toBf16((float) rnd.nextGaussian() * 0.02f);
+        }
+        DeviceBuffer[] ws = new DeviceBuffer[sets];
+        for (int s = 0; s < sets; s++) {
+            ws[s] = DeviceBuffer.of(device, w);
+        }
+        try (DeviceBuffer x = DeviceBuffer.of(device, KdaInputs.normal(rnd, m * k)); DeviceBuffer y = DeviceBuffer.allocate(device, 4L * m * n)) {
+            int[] next = {0};
+            double us = time(() -> {
+                kernels.gemv(x, k, ws[next[0]], y, n, m, n, k, false);
+                next[0] = (next[0] + 1) % sets;
+            });
+            emit("gemv_bf16", String.format(Locale.ROOT, "\"m\":%d,\"n\":%d,\"k\":%d", m, n, k), us, 2.0 * n * k + 4.0 * m * (n + k),
+                    2.0 * m * n * k);
+        } finally {
+            for (DeviceBuffer b : ws) {
+                b.close();
+            }
         }
     }
 

@@ -143,19 +143,25 @@ final class EngineKernels {
     /** Per kernel: launches and wall nanoseconds (launch to finish), when profiling. */
     private final java.util.Map<String, long[]> profile = new java.util.HashMap<>();
     private final java.util.Map<CUfunction, String> names = new java.util.IdentityHashMap<>();
+    private String phase = "";
     private final boolean profiling = Boolean.getBoolean("kimi.cuda.profile") || "1".equals(System.getenv("KIMI_CUDA_PROFILE"));
 
     /** The profile table (kernel, launches, total ms, us per launch), empty unless kimi.cuda.profile / KIMI_CUDA_PROFILE=1. */
     String profileTable() {
         StringBuilder sb = new StringBuilder();
         profile.entrySet().stream().sorted((a, b) -> Long.compare(b.getValue()[1], a.getValue()[1])).forEach(e -> sb.append(String.format(
-                java.util.Locale.ROOT, "%-16s %8d launches %10.2f ms %8.2f us each%n", e.getKey(), e.getValue()[0],
+                java.util.Locale.ROOT, "%-24s %8d launches %10.2f ms %8.2f us each%n", e.getKey(), e.getValue()[0],
                 e.getValue()[1] / 1e6, e.getValue()[1] / 1e3 / e.getValue()[0])));
         return sb.toString();
     }
 
     boolean profiling() {
         return profiling;
+    }
+
+    /** Labels the following launches in the profile ("prefill", "decode"). */
+    void phase(String name) {
+        phase = name;
     }
 
     private void launch(CUfunction f, int gx, int gy, int gz, int threads, int sharedBytes, Object... args) {
@@ -172,7 +178,7 @@ final class EngineKernels {
         long t0 = System.nanoTime();
         work.run();
         device.synchronize();
-        long[] p = profile.computeIfAbsent(name, x -> new long[2]);
+        long[] p = profile.computeIfAbsent(phase + " " + name, x -> new long[2]);
         p[0]++;
         p[1] += System.nanoTime() - t0;
     }

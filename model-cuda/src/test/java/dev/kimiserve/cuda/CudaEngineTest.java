@@ -39,18 +39,18 @@ import org.junit.jupiter.params.provider.ValueSource;
 class CudaEngineTest extends GpuTest {
     static final double GOLDEN_ATOL = 1e-3;
     /** fp32 activations everywhere (no cuBLASLt) and a small prefill chunk, so that prompts go in several pieces. */
-    static final CudaEngine.Options EXACT = new CudaEngine.Options(8, 4096, 64, 0, false);
-    static final CudaEngine.Options DEFAULT = new CudaEngine.Options(8, 4096, 1024, 64, false);
-    static final CudaEngine.Options BF16 = new CudaEngine.Options(8, 4096, 1024, 64, true);
+    static final CudaEngine.Options EXACT = new CudaEngine.Options(8, 4096, 64, 0, false, true);
+    static final CudaEngine.Options DEFAULT = new CudaEngine.Options(8, 4096, 1024, 64, false, true);
+    static final CudaEngine.Options BF16 = new CudaEngine.Options(8, 4096, 1024, 64, true, true);
 
     @TempDir
     Path dir;
 
-    @ParameterizedTest(name = "tiny-a prefill and teacher-forced decode, cuBLASLt from {0} rows")
-    @ValueSource(ints = {64, 0})
-    void tinyAMatchesTransformers(int cublasFromRows) {
+    @ParameterizedTest(name = "tiny-a prefill and teacher-forced decode, cuBLASLt from {0} rows, graphs {1}")
+    @org.junit.jupiter.params.provider.CsvSource({"64, true", "0, false", "64, false", "0, true"})
+    void tinyAMatchesTransformers(int cublasFromRows, boolean graphs) {
         try (TinyA tiny = new TinyA();
-             CudaEngine cuda = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(8, 4096, 1024, cublasFromRows, false))) {
+             CudaEngine cuda = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(8, 4096, 1024, cublasFromRows, false, graphs))) {
             int vocab = tiny.model.config().vocabSize();
             for (int length : TinyA.PREFILL_CASES) {
                 float[] logits = cuda.prefill(tiny.prompt(length), cuda.newState(), Engine.Logits.ALL);
@@ -171,7 +171,7 @@ class CudaEngineTest extends GpuTest {
         RandomCheckpoint.write(awkward(), dir, 3, Long.MAX_VALUE, null);
         try (LoadedModel m = LoadedModel.open(dir);
              CudaEngine roomy = new CudaEngine(m.weights(), device, EXACT);
-             CudaEngine tight = new CudaEngine(m.weights(), device, new CudaEngine.Options(2, 4096, 64, 0, false))) {
+             CudaEngine tight = new CudaEngine(m.weights(), device, new CudaEngine.Options(2, 4096, 64, 0, false, false))) {
             int vocab = m.config().vocabSize();
             SplittableRandom rnd = new SplittableRandom(9);
             int n = 5;

@@ -174,12 +174,13 @@ public final class RandomCheckpoint {
         void update(long bytesWritten, long totalBytes);
     }
 
+    /** Values per independently seeded chunk: chunks are generated in parallel and written in order. */
+    private static final int CHUNK = 1 << 20;
+
     private static void fill(Spec sp, long seed, KimiLinearConfig c, WritableByteChannel out) throws IOException {
-        SplittableRandom rnd = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ sp.name().hashCode());
+        long base = seed * 0x9E3779B97F4A7C15L ^ sp.name().hashCode();
         long n = Tensor.numel(sp.shape());
         long cols = sp.shape()[sp.shape().length - 1];
-        int chunk = 1 << 16;
-        ByteBuffer buf = ByteBuffer.allocate(chunk * sp.dtype().byteSize()).order(ByteOrder.LITTLE_ENDIAN);
         // uniform(-a, a) has std a / sqrt(3)
         double a = switch (sp.init()) {
             case LINEAR -> Math.sqrt(3.0 / cols);
@@ -190,24 +191,39 @@ public final class RandomCheckpoint {
             case DT_BIAS -> 1.0;
             case A_LOG -> 0;
         };
-        for (long i = 0; i < n; i += chunk) {
-            int m = (int) Math.min(chunk, n - i);
-            buf.clear();
-            for (int j = 0; j < m; j++) {
-                double v = switch (sp.init()) {
-                    case NORM -> 1.0 + a * (2 * rnd.nextDouble() - 1);
-                    case A_LOG -> Math.log(1 + 15 * rnd.nextDouble());
-                    default -> a * (2 * rnd.nextDouble() - 1);
-                };
-                if (sp.dtype() == DType.F32) {
-                    buf.putFloat((float) v);
-                } else {
-                    buf.putShort(toBf16((float) v));
+        long chunks = (n + CHUNK - 1) / CHUNK;
+        int parallel = Math.max(1, Runtime.getRuntime().availableProcessors());
+        ByteBuffer[] bufs = new ByteBuffer[(int) Math.min(chunks, 2L * parallel)];
+        for (long first = 0; first < chunks; first += bufs.length) {
+            int count = (int) Math.min(bufs.length, chunks - first);
+            long from = first;
+            java.util.stream.IntStream.range(0, count).parallel().forEach(j -> {
+                long chunk = from + j;
+                int m = (int) Math.min(CHUNK, n - chunk * CHUNK);
+                if (bufs[j] == null) {
+                    bufs[j] = ByteBuffer.allocate(CHUNK * sp.dtype().byteSize()).order(ByteOrder.LITTLE_ENDIAN);
                 }
-            }
-            buf.flip();
-            while (buf.hasRemaining()) {
-                out.write(buf);
+                ByteBuffer buf = bufs[j];
+                buf.clear();
+                SplittableRandom rnd = new SplittableRandom(base + 0x632BE59BD9B4E019L * chunk);
+                for (int i = 0; i < m; i++) {
+                    double v = switch (sp.init()) {
+                        case NORM -> 1.0 + a * (2 * rnd.nextDouble() - 1);
+                        case A_LOG -> Math.log(1 + 15 * rnd.nextDouble());
+                        default -> a * (2 * rnd.nextDouble() - 1);
+                    };
+                    if (sp.dtype() == DType.F32) {
+                        buf.putFloat((float) v);
+                    } else {
+                        buf.putShort(toBf16((float) v));
+                    }
+                }
+                buf.flip();
+            });
+            for (int j = 0; j < count; j++) {
+                while (bufs[j].hasRemaining()) {
+                    out.write(bufs[j]);
+                }
             }
         }
     }

@@ -583,23 +583,48 @@ extern "C" __global__ void mla_append(const float* __restrict__ kva, int ldk, co
     }
 }
 
-// qabs[t][h] = [W_k(h)^T q_nope | q_pe]: W_k(h) = kv_b rows h*(N+Vh) .. +N, each [L]. q [T][H][N+P]. Grid (T, H), 128 threads.
+// qabs[t][h] = [W_k(h)^T q_nope | q_pe]: W_k(h) = kv_b rows h*(N+Vh) .. +N, each [L]. q [T][H][N+P].
+// A block owns 64 latent columns of one (token, head); its 8 warps split the N rows, lanes read 2 adjacent columns
+// (128 contiguous bytes per warp and row); partial sums meet in shared memory in a fixed order.
+// Grid (T, H, ceil(L / 64)), 256 threads.
 extern "C" __global__ void mla_absorb_q(const float* __restrict__ q, int ldq, const uint16_t* __restrict__ kv_b,
                                         float* __restrict__ qabs, int H, int N, int P, int Vh, int L) {
+    __shared__ float part[8][64];
     const int t = blockIdx.x;
     const int h = blockIdx.y;
+    const int l0 = blockIdx.z * 64;
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
     const float* qh = q + (size_t) t * ldq + h * (N + P);
     float* out = qabs + ((size_t) t * H + h) * (L + P);
     const uint16_t* wk = kv_b + (size_t) h * (N + Vh) * L;
-    for (int l = threadIdx.x; l < L; l += blockDim.x) {
-        float s = 0.f;
-        for (int n = 0; n < N; n++) {
-            s = fmaf(qh[n], bf16_to_float(wk[(size_t) n * L + l]), s);
+    const int c0 = l0 + 2 * lane;
+    float a0 = 0.f, a1 = 0.f;
+    for (int n = warp; n < N; n += 8) {
+        const float qn = qh[n];
+        const uint16_t* row = wk + (size_t) n * L;
+        if (c0 < L) {
+            a0 = fmaf(qn, bf16_to_float(row[c0]), a0);
         }
-        out[l] = s;
+        if (c0 + 1 < L) {
+            a1 = fmaf(qn, bf16_to_float(row[c0 + 1]), a1);
+        }
     }
-    for (int p = threadIdx.x; p < P; p += blockDim.x) {
-        out[L + p] = qh[N + p];
+    part[warp][2 * lane] = a0;
+    part[warp][2 * lane + 1] = a1;
+    __syncthreads();
+    if (threadIdx.x < 64 && l0 + threadIdx.x < L) {
+        float sum = 0.f;
+#pragma unroll
+        for (int w = 0; w < 8; w++) {
+            sum += part[w][threadIdx.x];
+        }
+        out[l0 + threadIdx.x] = sum;
+    }
+    if (blockIdx.z == 0) {
+        for (int p = threadIdx.x; p < P; p += blockDim.x) {
+            out[L + p] = qh[N + p];
+        }
     }
 }
 
@@ -634,19 +659,42 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
     float m = -INFINITY;
     float l = 0.f;
     __syncthreads();
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
     for (int base = 0; base < len; base += ATTEND_THREADS) {
-        const int j = base + threadIdx.x;
-        float s = -INFINITY;
-        int row = 0;
-        if (j < len) {
-            row = pages[j >> 6] * 64 + (j & 63);
-            const float* c = cache + (size_t) row * W;
-            float dot = 0.f;
-            for (int i = 0; i < W; i++) {
-                dot = fmaf(qsh[i], c[i], dot);
+        // scores: each warp takes 32 positions, 8 at a time; its lanes read those rows together (coalesced, 8 streams)
+        for (int jj = 0; jj < 32; jj += 8) {
+            const float* c[8];
+            float dot[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                const int pos = min(base + warp * 32 + jj + u, len - 1);
+                c[u] = cache + (size_t) (pages[pos >> 6] * 64 + (pos & 63)) * W;
+                dot[u] = 0.f;
             }
-            s = dot * scale;
+            for (int i = lane; i < W; i += 32) {
+                const float qi = qsh[i];
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    dot[u] = fmaf(qi, c[u][i], dot[u]);
+                }
+            }
+#pragma unroll
+            for (int u = 0; u < 8; u++) {
+                dot[u] = warp_sum(dot[u]);
+            }
+            if (lane == 0) {
+#pragma unroll
+                for (int u = 0; u < 8; u++) {
+                    p[warp * 32 + jj + u] = dot[u] * scale;
+                }
+            }
         }
+        __syncthreads();
+        const int j = base + threadIdx.x;
+        const float s = j < len ? p[threadIdx.x] : -INFINITY;
+        const int row = j < len ? pages[j >> 6] * 64 + (j & 63) : 0;
+        __syncthreads();
         const float mNew = fmaxf(m, block_max(s));
         const float corr = expf(m - mNew);                 // 0 on the first tile (m = -inf)
         const float pj = j < len ? expf(s - mNew) : 0.f;
@@ -680,23 +728,24 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
 }
 
 // y[t][h*Vh + v] = W_v(h)[v] . z[t][h]: W_v(h) = kv_b rows h*(N+Vh)+N .. +Vh, each [L]. A warp per output value.
-// Grid (T, H), 128 threads.
+// Grid (T, H, ceil(Vh / 8)), 256 threads.
 extern "C" __global__ void mla_value(const float* __restrict__ z, const uint16_t* __restrict__ kv_b, float* __restrict__ y,
                                      int H, int N, int Vh, int L) {
     const int t = blockIdx.x;
     const int h = blockIdx.y;
-    const int warp = threadIdx.x >> 5;
+    const int v = blockIdx.z * 8 + (threadIdx.x >> 5);
     const int lane = threadIdx.x & 31;
+    if (v >= Vh) {
+        return;
+    }
     const float* zh = z + ((size_t) t * H + h) * L;
-    for (int v = warp; v < Vh; v += blockDim.x >> 5) {
-        const uint16_t* wv = kv_b + ((size_t) h * (N + Vh) + N + v) * L;
-        float s = 0.f;
-        for (int l = lane; l < L; l += 32) {
-            s = fmaf(zh[l], bf16_to_float(wv[l]), s);
-        }
-        s = warp_sum(s);
-        if (lane == 0) {
-            y[(size_t) t * H * Vh + h * Vh + v] = s;
-        }
+    const uint16_t* wv = kv_b + ((size_t) h * (N + Vh) + N + v) * L;
+    float s = 0.f;
+    for (int l = lane; l < L; l += 32) {
+        s = fmaf(zh[l], bf16_to_float(wv[l]), s);
+    }
+    s = warp_sum(s);
+    if (lane == 0) {
+        y[(size_t) t * H * Vh + h * Vh + v] = s;
     }
 }

@@ -123,7 +123,7 @@ final class EngineKernels {
     }
 
     void mlaAbsorbQ(int rows, int heads, DeviceBuffer q, int ldq, DeviceBuffer kvB, DeviceBuffer qAbs, int nope, int rope, int vHead, int lora) {
-        launch(mlaAbsorbQ, rows, heads, 1, 128, 0, q, ldq, kvB, qAbs, heads, nope, rope, vHead, lora);
+        launch(mlaAbsorbQ, rows, heads, (lora + 63) / 64, 256, 0, q, ldq, kvB, qAbs, heads, nope, rope, vHead, lora);
     }
 
     void mlaAttend(int rows, int heads, DeviceBuffer qAbs, DeviceBuffer cache, DeviceBuffer pageTable, int maxPages, DeviceBuffer tokSeg,
@@ -132,7 +132,7 @@ final class EngineKernels {
     }
 
     void mlaValue(int rows, int heads, DeviceBuffer z, DeviceBuffer kvB, DeviceBuffer y, int nope, int vHead, int lora) {
-        launch(mlaValue, rows, heads, 1, 128, 0, z, kvB, y, heads, nope, vHead, lora);
+        launch(mlaValue, rows, heads, (vHead + 7) / 8, 256, 0, z, kvB, y, heads, nope, vHead, lora);
     }
 
     /** 16-byte loads apply: K a multiple of 8, rows 16-byte aligned. */

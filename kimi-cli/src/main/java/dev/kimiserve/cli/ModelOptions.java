@@ -12,7 +12,7 @@ final class ModelOptions {
     Path model;
 
     @Option(names = "--backend", defaultValue = "auto", paramLabel = "NAME",
-            description = "Compute backend: auto, cpu, reference (default: ${DEFAULT-VALUE}).")
+            description = "Compute backend: auto (cuda where a GPU is usable, else cpu), cpu, cuda, reference (default: ${DEFAULT-VALUE}).")
     String backend;
 
     @Option(names = "--router-biased-weights",

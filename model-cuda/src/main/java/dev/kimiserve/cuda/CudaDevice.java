@@ -63,16 +63,23 @@ public final class CudaDevice implements AutoCloseable {
         return new CudaDevice(ordinal);
     }
 
+    /** Why the driver library could not be loaded, once known (a failed class initialisation is not retried). */
+    private static volatile String linkFailure;
+
     /** Null when a CUDA device can be used here, else why not (no driver library, no device, ...). */
     public static String unavailableReason() {
+        if (linkFailure != null) {
+            return linkFailure;
+        }
         try {
             JCudaDriver.setExceptionsEnabled(true);
             cuInit(0);
             int[] count = new int[1];
             cuDeviceGetCount(count);
             return count[0] == 0 ? "the CUDA driver reports no device" : null;
-        } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
-            return "the CUDA driver library cannot be loaded (" + firstLine(e.getMessage()) + ")";
+        } catch (UnsatisfiedLinkError | NoClassDefFoundError | ExceptionInInitializerError e) {
+            linkFailure = "the CUDA driver library cannot be loaded (" + firstLine(e.getMessage()) + ")";
+            return linkFailure;
         } catch (RuntimeException e) {
             return "the CUDA driver failed to initialise (" + firstLine(e.getMessage()) + ")";
         }

@@ -95,6 +95,7 @@ public final class CudaEngine implements Engine {
     private final Scratch s;
     private final EngineCounters counters = new EngineCounters();
     private final int maxRows;
+    private final String cublasState;
     private DeviceBuffer ints;
     private DeviceBuffer kdaPrefillScratch;
     private long expertLoadsReported;
@@ -127,24 +128,48 @@ public final class CudaEngine implements Engine {
             throw new IllegalArgumentException("the cuda backend supports short convs up to 9 taps and kv_lora_rank up to 1024");
         }
         device.makeCurrent();
-        engineModule = new CudaModule(device, "engine");
-        kdaDecodeModule = new CudaModule(device, "kda_decode");
-        kdaPrefillModule = new CudaModule(device, "kda_prefill");
-        k = new EngineKernels(device, engineModule);
-        kdaDecode = new KdaDecodeKernel(device, kdaDecodeModule);
-        kdaPrefill = new KdaPrefillKernel(device, kdaPrefillModule);
-        String noCublas = options.cublasFromRows() > 0 ? CublasLt.unavailableReason() : "switched off";
-        cublas = noCublas == null ? new CublasLt(device) : null;
-        maxRows = Math.max(options.prefillChunk(), options.maxSequences());
-        w = new DeviceWeights(device, weights);
-        int pages = cfg.mla() == null ? 0 : (options.cacheTokens() + MlaCache.PAGE_TOKENS - 1) / MlaCache.PAGE_TOKENS;
-        states = new DeviceStates(device, cfg, options.maxSequences(), Math.max(pages, 1));
-        s = new Scratch(device, cfg, maxRows, Math.max(options.maxSequences(), LOGIT_ROWS));
-        ints = DeviceBuffer.allocate(device, 4L * (8L * maxRows + 1024));
+        java.util.ArrayDeque<AutoCloseable> opened = new java.util.ArrayDeque<>();   // closed again if a later step fails
+        try {
+            engineModule = track(opened, new CudaModule(device, "engine"));
+            kdaDecodeModule = track(opened, new CudaModule(device, "kda_decode"));
+            kdaPrefillModule = track(opened, new CudaModule(device, "kda_prefill"));
+            k = new EngineKernels(device, engineModule);
+            kdaDecode = new KdaDecodeKernel(device, kdaDecodeModule);
+            kdaPrefill = new KdaPrefillKernel(device, kdaPrefillModule);
+            String noCublas = options.cublasFromRows() > 0 ? CublasLt.unavailableReason() : "switched off";
+            cublas = noCublas == null ? track(opened, new CublasLt(device)) : null;
+            cublasState = cublas != null ? "from " + options.cublasFromRows() + " rows, " + (options.bf16Activations() ? "bf16" : "split fp32")
+                    + " activations" : "off (" + noCublas + ")";
+            maxRows = Math.max(options.prefillChunk(), options.maxSequences());
+            w = track(opened, new DeviceWeights(device, weights));
+            states = track(opened, new DeviceStates(device, cfg, options.maxSequences(), Math.max(cachePages(), 1)));
+            s = track(opened, new Scratch(device, cfg, maxRows, Math.max(options.maxSequences(), LOGIT_ROWS)));
+            ints = track(opened, DeviceBuffer.allocate(device, 4L * (8L * maxRows + 1024)));
+        } catch (RuntimeException | Error e) {
+            while (!opened.isEmpty()) {
+                try {
+                    opened.pop().close();
+                } catch (Exception suppressed) {
+                    e.addSuppressed(suppressed);
+                }
+            }
+            if (ownsDevice) {
+                device.close();
+            }
+            throw e;
+        }
         LOG.log(Level.INFO, "cuda engine on " + device.name() + ": weights " + (w.bytes() >> 20) + " MiB, " + options.maxSequences()
-                + " sequence slots, " + pages * MlaCache.PAGE_TOKENS + " cache tokens, cuBLASLt " + (cublas != null
-                ? "from " + options.cublasFromRows() + " rows, " + (options.bf16Activations() ? "bf16" : "split fp32") + " activations"
-                : "off (" + noCublas + ")"));
+                + " sequence slots, " + (long) cachePages() * MlaCache.PAGE_TOKENS + " cache tokens, cuBLASLt " + cublasState);
+    }
+
+    private static <T extends AutoCloseable> T track(java.util.ArrayDeque<AutoCloseable> opened, T resource) {
+        opened.push(resource);
+        return resource;
+    }
+
+    /** Pages of the MLA latent pool (per MLA layer). */
+    private int cachePages() {
+        return cfg.mla() == null ? 0 : (options.cacheTokens() + MlaCache.PAGE_TOKENS - 1) / MlaCache.PAGE_TOKENS;
     }
 
     @Override

@@ -183,11 +183,16 @@ final class DeviceStates implements SequenceState.Residence, AutoCloseable {
         return true;
     }
 
+    /** Marks released states whose newest copy was dropped: reading them fails instead of returning stale values. */
+    private static final SequenceState.Residence RELEASED = s -> {
+        throw new IllegalStateException("this sequence state was released by the cuda engine while its newest copy was on the device");
+    };
+
+    /** Frees a finished sequence's memory without copying it back (see Engine#release). */
     void release(SequenceState s) {
         if (entries.get(s) != null) {
             if (s.residence() == this) {
-                s.residentOn(null);
-                pull(s);
+                s.residentOn(RELEASED);
             }
             free(entries.remove(s));
         }

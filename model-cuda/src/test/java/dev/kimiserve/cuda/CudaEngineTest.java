@@ -195,10 +195,12 @@ class CudaEngineTest extends GpuTest {
             assertThrows(IllegalArgumentException.class, () -> roomy.decode(vocab, a[0]));
             assertEquals(before.position(), a[0].position());
             assertArrayEquals(before.kda(0).recurrent, a[0].kda(0).recurrent, "a rejected token changes nothing");
-            roomy.release(a[1]);
-            float[] afterRelease = roomy.decode(7, a[1]);                    // released: pulled to the host, still usable
-            SequenceState twin = b[1].copy();
-            assertArrayEquals(tight.decode(7, twin), afterRelease);
+            roomy.release(a[1]);                                              // released while on the device: gone
+            assertThrows(IllegalStateException.class, () -> a[1].kda(0));
+            assertThrows(IllegalStateException.class, () -> roomy.decode(7, a[1]));
+            SequenceState host = a[2].copy();                                 // a state whose host copy is current stays usable
+            roomy.release(host);
+            assertArrayEquals(tight.decode(7, b[2]), roomy.decode(7, host));
         }
     }
 }

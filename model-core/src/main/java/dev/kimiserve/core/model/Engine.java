@@ -44,8 +44,10 @@ public interface Engine extends AutoCloseable {
     }
 
     /**
-     * The sequence of {@code state} is over: the engine may drop what it keeps for it (device slots). Optional; an
-     * engine also notices states that were garbage collected. The state itself stays usable.
+     * The sequence of {@code state} is over: the engine drops what it keeps for it (device slots) without copying it
+     * back. If the newest copy of the state lived only there, the state is gone and any later read or use of it throws
+     * {@link IllegalStateException}; a state whose host copy is current stays usable. Optional: an engine also frees
+     * what garbage-collected states held, and evicts (copying back) when it runs out of room.
      */
     default void release(SequenceState state) {
     }

@@ -117,7 +117,12 @@ public final class SequenceState {
         Residence holder = residence;
         if (holder != null) {
             residence = null;
-            holder.pull(this);
+            try {
+                holder.pull(this);
+            } catch (RuntimeException e) {
+                residence = holder;                                  // still not on the host: every later read fails too
+                throw e;
+            }
         }
     }
 }

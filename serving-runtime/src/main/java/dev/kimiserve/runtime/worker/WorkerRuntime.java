@@ -312,6 +312,7 @@ public final class WorkerRuntime implements AutoCloseable {
     private void dropCancelled() {
         active.removeIf(s -> {
             if (s.cancelled || cancelled.contains(s.task.requestId())) {
+                engine.release(s.state);
                 finishQuietly(s.task);
                 return true;
             }
@@ -319,6 +320,7 @@ public final class WorkerRuntime implements AutoCloseable {
         });
         prefills.removeIf(j -> {
             if (cancelled.contains(j.task().requestId())) {
+                engine.release(j.state());
                 running.remove(j.task().sequenceId());
                 return true;
             }
@@ -347,6 +349,7 @@ public final class WorkerRuntime implements AutoCloseable {
         }
         String key = "seq/" + t.sequenceId();
         byte[] blob = StateCodec.encode(job.state(), model.config());
+        engine.release(job.state());                                   // decode continues from the stored copy
         try {
             kv.put(key, blob);
         } catch (KvStoreClient.KvStoreException e) {
@@ -425,6 +428,7 @@ public final class WorkerRuntime implements AutoCloseable {
     }
 
     private void done(Sequence s, String stateKey) {
+        engine.release(s.state);
         running.remove(s.id());
         send(Topics.CONTROL, s.task.requestId(), ControlMessage.sequenceDone(s.task.requestId(), s.id(), cfg.workerId(), "done"));
         if (stateKey != null) {

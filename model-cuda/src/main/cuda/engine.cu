@@ -631,26 +631,47 @@ extern "C" __global__ void mla_absorb_q(const float* __restrict__ q, int ldq, co
 #define ATTEND_THREADS 128
 #define MAX_LATENT_PER_THREAD 8
 
+// Slices a token's positions are split into when splits > 1: one per 64 positions, at most splits. It depends only on
+// the token's own length, so a sequence gets the same sums whatever else shares the launch.
+__device__ __forceinline__ int attend_slices(int len, int splits) {
+    return min(splits, (len + 63) / 64);
+}
+
 // z[t][h] = softmax_j(scale * qabs[t][h] . cache_j) . c_j over the cache positions j <= tok_pos[t] of the token's
 // sequence (cache row of position j = page_table[seg][j / 64] * 64 + j % 64; c_j = the first L values of the row).
-// Online softmax over tiles of 128 positions. Grid (T, H), 128 threads; shared: W floats of the query.
+// Online softmax over tiles of 128 positions. splits == 1: one block per (token, head) writes z. splits > 1 (decode,
+// flash-decoding): block z takes slice z of the positions and writes its unnormalised sum and (max, sum of weights)
+// to part_z [T][H][splits][L] / part_ml [T][H][splits][2] for mla_attend_combine.
+// Grid (T, H, splits), 128 threads; shared: W floats of the query.
 extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const float* __restrict__ qabs,
                                                                         const float* __restrict__ cache,
                                                                         const int* __restrict__ page_table, int max_pages,
                                                                         const int* __restrict__ tok_seg,
                                                                         const int* __restrict__ tok_pos, float scale,
-                                                                        float* __restrict__ z, int H, int L, int W) {
+                                                                        float* __restrict__ z, int H, int L, int W, int splits,
+                                                                        float* __restrict__ part_z, float* __restrict__ part_ml) {
     extern __shared__ float qsh[];
     __shared__ float p[ATTEND_THREADS];
     __shared__ int rows[ATTEND_THREADS];
     const int t = blockIdx.x;
     const int h = blockIdx.y;
+    const int len = tok_pos[t] + 1;
+    int lo = 0;
+    int hi = len;
+    if (splits > 1) {
+        const int slices = attend_slices(len, splits);
+        if ((int) blockIdx.z >= slices) {
+            return;                                        // the whole block: this token has fewer slices
+        }
+        const int chunk = (len + slices - 1) / slices;
+        lo = blockIdx.z * chunk;
+        hi = min(len, lo + chunk);
+    }
     const float* qv = qabs + ((size_t) t * H + h) * W;
     for (int i = threadIdx.x; i < W; i += ATTEND_THREADS) {
         qsh[i] = qv[i];
     }
     const int* pages = page_table + (size_t) tok_seg[t] * max_pages;
-    const int len = tok_pos[t] + 1;
     float acc[MAX_LATENT_PER_THREAD];
 #pragma unroll
     for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
@@ -661,14 +682,14 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
     __syncthreads();
     const int warp = threadIdx.x >> 5;
     const int lane = threadIdx.x & 31;
-    for (int base = 0; base < len; base += ATTEND_THREADS) {
+    for (int base = lo; base < hi; base += ATTEND_THREADS) {
         // scores: each warp takes 32 positions, 8 at a time; its lanes read those rows together (coalesced, 8 streams)
         for (int jj = 0; jj < 32; jj += 8) {
             const float* c[8];
             float dot[8];
 #pragma unroll
             for (int u = 0; u < 8; u++) {
-                const int pos = min(base + warp * 32 + jj + u, len - 1);
+                const int pos = min(base + warp * 32 + jj + u, hi - 1);
                 c[u] = cache + (size_t) (pages[pos >> 6] * 64 + (pos & 63)) * W;
                 dot[u] = 0.f;
             }
@@ -692,17 +713,17 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
         }
         __syncthreads();
         const int j = base + threadIdx.x;
-        const float s = j < len ? p[threadIdx.x] : -INFINITY;
-        const int row = j < len ? pages[j >> 6] * 64 + (j & 63) : 0;
+        const float s = j < hi ? p[threadIdx.x] : -INFINITY;
+        const int row = j < hi ? pages[j >> 6] * 64 + (j & 63) : 0;
         __syncthreads();
         const float mNew = fmaxf(m, block_max(s));
         const float corr = expf(m - mNew);                 // 0 on the first tile (m = -inf)
-        const float pj = j < len ? expf(s - mNew) : 0.f;
+        const float pj = j < hi ? expf(s - mNew) : 0.f;
         l = l * corr + block_sum(pj);
         p[threadIdx.x] = pj;
         rows[threadIdx.x] = row;
         __syncthreads();
-        const int n = min(ATTEND_THREADS, len - base);
+        const int n = min(ATTEND_THREADS, hi - base);
 #pragma unroll
         for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
             const int d = threadIdx.x + i * ATTEND_THREADS;
@@ -717,6 +738,21 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
         m = mNew;
         __syncthreads();
     }
+    if (splits > 1) {
+        const size_t slot = ((size_t) t * H + h) * splits + blockIdx.z;
+#pragma unroll
+        for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+            const int d = threadIdx.x + i * ATTEND_THREADS;
+            if (d < L) {
+                part_z[slot * L + d] = acc[i];
+            }
+        }
+        if (threadIdx.x == 0) {
+            part_ml[2 * slot] = m;
+            part_ml[2 * slot + 1] = l;
+        }
+        return;
+    }
     float* out = z + ((size_t) t * H + h) * L;
 #pragma unroll
     for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
@@ -724,6 +760,30 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
         if (d < L) {
             out[d] = acc[i] / l;
         }
+    }
+}
+
+// z[t][h] from the slices of mla_attend (splits > 1): weights exp(m_s - max m), slices in order. Grid (T, H), 128 threads.
+extern "C" __global__ void mla_attend_combine(const float* __restrict__ part_z, const float* __restrict__ part_ml,
+                                              const int* __restrict__ tok_pos, int splits, float* __restrict__ z, int H, int L) {
+    const int t = blockIdx.x;
+    const int h = blockIdx.y;
+    const int slices = attend_slices(tok_pos[t] + 1, splits);
+    const size_t first = ((size_t) t * H + h) * splits;
+    float top = -INFINITY;
+    for (int s = 0; s < slices; s++) {
+        top = fmaxf(top, part_ml[2 * (first + s)]);
+    }
+    float denom = 0.f;
+    for (int s = 0; s < slices; s++) {
+        denom += expf(part_ml[2 * (first + s)] - top) * part_ml[2 * (first + s) + 1];
+    }
+    for (int d = threadIdx.x; d < L; d += blockDim.x) {
+        float num = 0.f;
+        for (int s = 0; s < slices; s++) {
+            num += expf(part_ml[2 * (first + s)] - top) * part_z[(first + s) * L + d];
+        }
+        z[((size_t) t * H + h) * L + d] = num / denom;
     }
 }
 

@@ -391,7 +391,7 @@ public final class CudaEngine implements Engine {
         k.mlaAppend(rows, kva, in, b.dstRow, states.cache[layer], latent);
         k.mlaAbsorbQ(rows, heads, q, ldq, mw.kvB().data(), s.qAbs, c.qkNopeHeadDim(), c.qkRopeHeadDim(), c.vHeadDim(), lora);
         k.mlaAttend(rows, heads, s.qAbs, states.cache[layer], b.pageTable, b.maxPages, b.tokSeg, b.tokPos, (float) c.softmaxScale(), s.z, lora,
-                latent);
+                latent, b.decode() ? Scratch.ATTEND_SPLITS : 1, s.attendZ, s.attendMl);   // decode: split each context (flash decoding)
         k.mlaValue(rows, heads, s.z, mw.kvB().data(), s.o, c.qkNopeHeadDim(), c.vHeadDim(), lora);
         project(s.o, heads * c.vHeadDim(), mw.out(), s.mixed, rows);       // o_proj
     }
@@ -459,7 +459,7 @@ public final class CudaEngine implements Engine {
     }
 
     /** The per-call integer arrays on the device. */
-    private record Batch(int[] counts, DeviceBuffer ids, DeviceBuffer segStart, DeviceBuffer segCount, DeviceBuffer segSlot,
+    private record Batch(boolean decode, int[] counts, DeviceBuffer ids, DeviceBuffer segStart, DeviceBuffer segCount, DeviceBuffer segSlot,
                          DeviceBuffer tokSeg, DeviceBuffer tokPos, DeviceBuffer dstRow, DeviceBuffer pageTable, int maxPages) {
     }
 
@@ -507,7 +507,7 @@ public final class CudaEngine implements Engine {
             ints = DeviceBuffer.allocate(device, 8L * all.length);
         }
         k.timed("ints_to_device", () -> ints.upload(all, all.length));
-        return new Batch(counts, ints.slice(4L * ids, 4L * rows), ints.slice(4L * segStart, 4L * segs), ints.slice(4L * segCount, 4L * segs),
+        return new Batch(Arrays.stream(counts).allMatch(c -> c == 1) && rows <= options.maxSequences(), counts, ints.slice(4L * ids, 4L * rows), ints.slice(4L * segStart, 4L * segs), ints.slice(4L * segCount, 4L * segs),
                 ints.slice(4L * segSlot, 4L * segs), ints.slice(4L * tokSeg, 4L * rows), ints.slice(4L * tokPos, 4L * rows),
                 ints.slice(4L * dstRow, 4L * rows), ints.slice(4L * table, 4L * segs * maxPages), maxPages);
     }

@@ -16,7 +16,7 @@ final class EngineKernels {
     private final CudaDevice device;
     private final CudaModule module;
     private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addInto, gemv, moeRoute, moeAlign, moeGemv, moeCombine,
-            convSilu, kdaPrep, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaValue;
+            convSilu, kdaPrep, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaAttendCombine, mlaValue;
 
     EngineKernels(CudaDevice device, CudaModule module) {
         this.device = device;
@@ -39,6 +39,7 @@ final class EngineKernels {
         mlaAppend = fn("mla_append");
         mlaAbsorbQ = fn("mla_absorb_q");
         mlaAttend = fn("mla_attend");
+        mlaAttendCombine = fn("mla_attend_combine");
         mlaValue = fn("mla_value");
     }
 
@@ -126,9 +127,14 @@ final class EngineKernels {
         launch(mlaAbsorbQ, rows, heads, (lora + 63) / 64, 256, 0, q, ldq, kvB, qAbs, heads, nope, rope, vHead, lora);
     }
 
+    /** Attention over the latent cache; {@code splits} > 1 splits each token's positions (one slice per 64, at most that). */
     void mlaAttend(int rows, int heads, DeviceBuffer qAbs, DeviceBuffer cache, DeviceBuffer pageTable, int maxPages, DeviceBuffer tokSeg,
-                   DeviceBuffer tokPos, float scale, DeviceBuffer z, int lora, int width) {
-        launch(mlaAttend, rows, heads, 1, 128, 4 * width, qAbs, cache, pageTable, maxPages, tokSeg, tokPos, scale, z, heads, lora, width);
+                   DeviceBuffer tokPos, float scale, DeviceBuffer z, int lora, int width, int splits, DeviceBuffer partZ, DeviceBuffer partMl) {
+        launch(mlaAttend, rows, heads, splits, 128, 4 * width, qAbs, cache, pageTable, maxPages, tokSeg, tokPos, scale, z, heads, lora, width,
+                splits, partZ, partMl);
+        if (splits > 1) {
+            launch(mlaAttendCombine, rows, heads, 1, 128, 0, partZ, partMl, tokPos, splits, z, heads, lora);
+        }
     }
 
     void mlaValue(int rows, int heads, DeviceBuffer z, DeviceBuffer kvB, DeviceBuffer y, int nope, int vHead, int lora) {

@@ -7,6 +7,8 @@ import dev.kimiserve.core.config.KimiLinearConfig;
  * the engine is built (so a decode step allocates nothing). Shapes in rows R; C = KDA channels, D = hidden size.
  */
 final class Scratch implements AutoCloseable {
+    /** Most slices a decode token's attention is split into (one per 64 cached positions). */
+    static final int ATTEND_SPLITS = 16;
     private final DeviceBuffer arena;
     private long used;
     /** [R, D]: the residual stream, the normed block input, the block output. */
@@ -27,6 +29,8 @@ final class Scratch implements AutoCloseable {
     final DeviceBuffer routerLogits, expertIds, expertWeights, order, tileExpert, tileCount, expertHidden, expertAct, pairOut;
     /** lm_head output [logit rows, vocab]. */
     final DeviceBuffer logits;
+    /** MLA decode: per-slice attention sums [logit rows, H, splits, L] and (max, weight sum) [logit rows, H, splits, 2]. */
+    final DeviceBuffer attendZ, attendMl;
     /** MoE: distinct experts used, summed over layers and passes (one unsigned 64-bit counter). */
     final DeviceBuffer expertLoads;
     /** bf16 parts of a projection input for cuBLASLt [R, widest input] (high and low), the low part's product. */
@@ -57,7 +61,9 @@ final class Scratch implements AutoCloseable {
                 moe == null ? 0 : r * moe.numExperts(), pairs, pairs, positions, positions / EngineKernels.GEMV_ROWS, 1,
                 positions * 2 * width, positions * width, pairs * d,
                 (long) logitRows * cfg.vocabSize(), (r * widestIn + 1) / 2, (r * widestIn + 1) / 2,
-                Math.max(r * max(widest, d, c, mla == null ? 0 : mla.numHeads() * mla.qkHeadDim()), (long) logitRows * cfg.vocabSize()), 2};
+                Math.max(r * max(widest, d, c, mla == null ? 0 : mla.numHeads() * mla.qkHeadDim()), (long) logitRows * cfg.vocabSize()), 2,
+                mla == null ? 0 : (long) logitRows * mla.numHeads() * ATTEND_SPLITS * mla.kvLoraRank(),
+                mla == null ? 0 : (long) logitRows * mla.numHeads() * ATTEND_SPLITS * 2};
         long total = 0;
         for (long n : sizes) {
             total += align(4 * Math.max(n, 1));
@@ -96,6 +102,8 @@ final class Scratch implements AutoCloseable {
         lowProduct = take(sizes[30]);
         expertLoads = take(sizes[31]);
         expertLoads.fill(0f);
+        attendZ = take(sizes[32]);
+        attendMl = take(sizes[33]);
     }
 
     private static int max(int... values) {

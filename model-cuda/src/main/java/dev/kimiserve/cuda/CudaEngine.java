@@ -11,16 +11,7 @@ import dev.kimiserve.core.model.Inputs;
 import dev.kimiserve.core.state.MlaCache;
 import dev.kimiserve.core.state.SequenceState;
 import dev.kimiserve.core.weights.ModelWeights;
-import static jcuda.driver.JCudaDriver.cuGraphDestroy;
-import static jcuda.driver.JCudaDriver.cuGraphInstantiate;
-import static jcuda.driver.JCudaDriver.cuGraphLaunch;
-import static jcuda.driver.JCudaDriver.cuStreamBeginCapture;
-import static jcuda.driver.JCudaDriver.cuStreamEndCapture;
-
 import java.lang.System.Logger.Level;
-import jcuda.driver.CUgraph;
-import jcuda.driver.CUgraphExec;
-import jcuda.driver.CUstreamCaptureMode;
 import java.util.Arrays;
 import java.util.List;
 
@@ -29,7 +20,7 @@ import java.util.List;
  * ({@link DeviceWeights}), activations and state in fp32, sequence state in device pools ({@link DeviceStates}) that
  * the host {@link SequenceState} objects point at; all scratch is allocated when the engine is made, so a decode step
  * allocates no device memory. Projections run on the warp GEMV kernels (fp32 activations) up to
- * {@link Options#cublasFromRows} rows and on cuBLASLt (bf16 activations, tensor cores) from there; the KDA core uses
+ * {@link Options#cublasFromRows} rows and on cuBLASLt (tensor cores; activations split into two bf16 parts) from there; the KDA core uses
  * the tuned kda_decode / kda_prefill kernels when K = V = 128 and the general recurrence otherwise; MLA attends in
  * the weight-absorbed form over an fp32 paged latent cache; MoE routing, grouping and the expert projections run on
  * the device without a host round trip.
@@ -96,11 +87,10 @@ public final class CudaEngine implements Engine {
     private final EngineCounters counters = new EngineCounters();
     private final int maxRows;
     private final String cublasState;
-    private DeviceBuffer ints;
+    private final DecodeGraphs graphs;
+    private final DeviceBatch batch;
     private DeviceBuffer kdaPrefillScratch;
     private long expertLoadsReported;
-    /** Decode steps as CUDA graphs, by (batch << 32 | page-table width). */
-    private final java.util.Map<Long, CUgraphExec> graphs = new java.util.HashMap<>();
 
     /** On GPU 0 (opened here and closed with the engine), options from system properties / environment. */
     public CudaEngine(ModelWeights weights) {
@@ -144,7 +134,8 @@ public final class CudaEngine implements Engine {
             w = track(opened, new DeviceWeights(device, weights));
             states = track(opened, new DeviceStates(device, cfg, options.maxSequences(), Math.max(cachePages(), 1)));
             s = track(opened, new Scratch(device, cfg, maxRows, Math.max(options.maxSequences(), LOGIT_ROWS)));
-            ints = track(opened, DeviceBuffer.allocate(device, 4L * (8L * maxRows + 1024)));
+            graphs = track(opened, new DecodeGraphs(device));
+            batch = track(opened, new DeviceBatch(device, k, 8 * maxRows + 1024, graphs::clear));
         } catch (RuntimeException | Error e) {
             while (!opened.isEmpty()) {
                 try {
@@ -210,7 +201,8 @@ public final class CudaEngine implements Engine {
             device.makeCurrent();
             for (int start = 0; start < tokens.length; start += options.prefillChunk()) {
                 int count = Math.min(options.prefillChunk(), tokens.length - start);
-                forward(Arrays.copyOfRange(tokens, start, start + count), new SequenceState[]{state}, new int[]{count}, false);
+                forward(Arrays.copyOfRange(tokens, start, start + count), new SequenceState[]{state}, new int[]{count}, false,
+                        start == 0 && count == tokens.length ? observer : ForwardObserver.NONE);
                 if (mode == Logits.ALL) {
                     for (int r = 0; r < count; r += LOGIT_ROWS) {
                         int n = Math.min(LOGIT_ROWS, count - r);
@@ -234,7 +226,7 @@ public final class CudaEngine implements Engine {
                 int n = Math.min(group, tokens.length - from);
                 int[] ones = new int[n];
                 Arrays.fill(ones, 1);
-                forward(Arrays.copyOfRange(tokens, from, from + n), Arrays.copyOfRange(seqs, from, from + n), ones, true);
+                forward(Arrays.copyOfRange(tokens, from, from + n), Arrays.copyOfRange(seqs, from, from + n), ones, true, ForwardObserver.NONE);
                 int offset = from * cfg.vocabSize();
                 k.timed("logits_to_host", () -> s.logits.download(logits, offset, n * cfg.vocabSize()));
             }
@@ -248,6 +240,18 @@ public final class CudaEngine implements Engine {
         }
     }
 
+    private void observe(ForwardObserver observer, int index, DeviceBuffer hidden, int rows) {
+        if (observer != ForwardObserver.NONE) {
+            observer.hidden(index, toHost(hidden, rows * cfg.hiddenSize()), rows, cfg.hiddenSize());
+        }
+    }
+
+    private static float[] toHost(DeviceBuffer b, int floats) {
+        float[] v = new float[floats];
+        b.download(v, 0, floats);
+        return v;
+    }
+
     /** lm_head over final-norm rows [row, row + n) into {@code out[offset ..]}. */
     private void head(int row, int n, float[] out, int offset) {
         int d = cfg.hiddenSize();
@@ -259,22 +263,17 @@ public final class CudaEngine implements Engine {
      * One forward pass over segments (one per state, {@code counts[i]} rows each, back to back): embedding, every
      * layer, the final norm into {@code s.normed}; the states advance and stay resident on the device.
      */
-    private void forward(int[] tokens, SequenceState[] seqs, int[] counts, boolean decodeHead) {
+    private void forward(int[] tokens, SequenceState[] seqs, int[] counts, boolean decodeHead, ForwardObserver observer) {
         int rows = tokens.length;
         int[] slotOf = states.prepare(seqs, counts);
-        Batch b = upload(tokens, seqs, counts, slotOf);
         boolean allDecode = Arrays.stream(counts).allMatch(c -> c == 1);
+        List<List<Integer>> pages = Arrays.stream(seqs).map(st -> cfg.mla() == null ? List.<Integer>of() : states.pagesOf(st)).toList();
+        DeviceBatch.View b = batch.upload(tokens, seqs, counts, slotOf, pages, allDecode && rows <= options.maxSequences());
         k.phase(allDecode ? "decode" : "prefill");
         if (allDecode && decodeHead && options.cudaGraphs() && !k.profiling()) { // a decode step (not a 1-token prefill): one graph
-            long key = ((long) rows << 32) | b.maxPages;
-            CUgraphExec exec = graphs.get(key);
-            if (exec == null) {
-                exec = capture(() -> layers(rows, seqs.length, b, true, decodeHead));
-                graphs.put(key, exec);
-            }
-            cuGraphLaunch(exec, device.stream());
+            graphs.launch(((long) rows << 32) | b.maxPages(), () -> layers(rows, seqs.length, b, true, decodeHead, ForwardObserver.NONE));
         } else {
-            layers(rows, seqs.length, b, allDecode, decodeHead);
+            layers(rows, seqs.length, b, allDecode, decodeHead, observer);
         }
         for (int i = 0; i < seqs.length; i++) {
             seqs[i].advance(counts[i]);
@@ -284,36 +283,23 @@ public final class CudaEngine implements Engine {
         counters.tokens.add(rows);
     }
 
-    /** Records the launches of {@code work} on the stream as a graph (nothing runs) and instantiates it. */
-    private CUgraphExec capture(Runnable work) {
-        CUgraph graph = new CUgraph();
-        cuStreamBeginCapture(device.stream(), CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
-        try {
-            work.run();
-        } finally {
-            cuStreamEndCapture(device.stream(), graph);
-        }
-        CUgraphExec exec = new CUgraphExec();
-        cuGraphInstantiate(exec, graph, 0);
-        cuGraphDestroy(graph);
-        return exec;
-    }
-
-    private void dropGraphs() {
-        graphs.values().forEach(jcuda.driver.JCudaDriver::cuGraphExecDestroy);
-        graphs.clear();
-    }
-
-    /** Embedding, every layer and the final norm into {@code s.normed} (plus lm_head into {@code s.logits} for decode). */
-    private void layers(int rows, int segs, Batch b, boolean allDecode, boolean decodeHead) {
+    /**
+     * Embedding, every layer and the final norm into {@code s.normed} (plus lm_head into {@code s.logits} for decode).
+     * An observer other than NONE gets the hidden states copied to the host after each layer (slow; for debugging).
+     */
+    private void layers(int rows, int segs, DeviceBatch.View b, boolean allDecode, boolean decodeHead, ForwardObserver observer) {
         int d = cfg.hiddenSize();
-        k.embedRows(rows, w.embed.data(), b.ids, s.h, d);
+        k.embedRows(rows, w.embed.data(), b.ids(), s.h, d);
+        observe(observer, 0, s.h, rows);
         KdaPrefillKernel.Plan plan = cfg.kda() != null && cfg.kda().headDim() == KdaPrefillKernel.HEAD_DIM && !allDecode
-                ? new KdaPrefillKernel.Plan(device, b.counts) : null;
+                ? new KdaPrefillKernel.Plan(device, b.counts()) : null;
         try {
             for (int l = 0; l < cfg.numLayers(); l++) {
                 DeviceWeights.Layer lw = w.layers[l];
                 k.addRmsNorm(rows, s.h, d, l == 0 ? null : s.mixed, lw.inputNorm(), s.normed, d, d, cfg.rmsNormEps()); // (residual +) input_layernorm
+                if (l > 0) {
+                    observe(observer, l, s.h, rows);                                                                    // output of layer l-1
+                }
                 if (lw.kda() != null) {
                     kda(l, lw.kda(), rows, segs, b, allDecode, plan);                                                // KDA mixer
                 } else {
@@ -327,6 +313,10 @@ public final class CudaEngine implements Engine {
                 }
             }
             k.addRmsNorm(rows, s.h, d, s.mixed, w.finalNorm, s.normed, d, d, cfg.rmsNormEps());                       // residual + model.norm
+            observe(observer, cfg.numLayers(), s.h, rows);
+            if (observer != ForwardObserver.NONE) {
+                observer.finalNorm(toHost(s.normed, rows * d), rows, d);
+            }
             if (decodeHead) {
                 project(s.normed, d, w.lmHead, s.logits, rows);                                                         // lm_head
             }
@@ -338,19 +328,19 @@ public final class CudaEngine implements Engine {
         }
     }
 
-    private void kda(int layer, DeviceWeights.Kda kw, int rows, int segs, Batch b, boolean allDecode, KdaPrefillKernel.Plan plan) {
+    private void kda(int layer, DeviceWeights.Kda kw, int rows, int segs, DeviceBatch.View b, boolean allDecode, KdaPrefillKernel.Plan plan) {
         KdaConfig c = cfg.kda();
         int heads = c.numHeads();
         int hd = c.headDim();
         int ch = c.projectionSize();
         int in = kw.in().rows();                                            // 3C + 2R + H
         project(s.normed, cfg.hiddenSize(), kw.in(), s.proj, rows);         // q|k|v|f_a|g_a|b projections
-        k.convSilu(segs, s.proj, in, kw.taps(), states.conv[layer], b.segStart, b.segCount, b.segSlot, s.conv, 3 * ch, c.convKernel() - 1);
+        k.convSilu(segs, s.proj, in, kw.taps(), states.conv[layer], b.segStart(), b.segCount(), b.segSlot(), s.conv, 3 * ch, c.convKernel() - 1);
         project(view(s.proj, 3 * ch), in, kw.fB(), s.gate, rows);           // f_b_proj(f_a_proj(x))
         project(view(s.proj, 3 * ch + hd), in, kw.gB(), s.outGate, rows);   // g_b_proj(g_a_proj(x))
         k.kdaPrep(rows, heads, s.conv, s.gate, ch, view(s.proj, 3 * ch + 2 * hd), in, kw.aLog(), kw.dtBias(), s.q, s.k, s.v, s.g, s.beta, hd);
         if (hd == KdaDecodeKernel.HEAD_DIM && allDecode) {                  // the delta rule
-            k.timed("kda_decode", () -> kdaDecode.launch(rows, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot, states.recurrent[layer], s.o));
+            k.timed("kda_decode", () -> kdaDecode.launch(rows, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot(), states.recurrent[layer], s.o));
         } else if (plan != null) {
             long need = KdaPrefillKernel.scratchBytes(plan, heads);
             if (kdaPrefillScratch == null || kdaPrefillScratch.bytes() < need) {
@@ -360,16 +350,16 @@ public final class CudaEngine implements Engine {
                 }
                 kdaPrefillScratch = DeviceBuffer.allocate(device, need);
             }
-            k.timed("kda_prefill", () -> kdaPrefill.launch(plan, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot, states.recurrent[layer],
+            k.timed("kda_prefill", () -> kdaPrefill.launch(plan, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot(), states.recurrent[layer],
                     kdaPrefillScratch, s.o));
         } else {
-            k.kdaRecurrent(segs, heads, s.q, s.k, s.v, s.g, s.beta, b.segStart, b.segCount, b.segSlot, states.recurrent[layer], s.o, hd, hd);
+            k.kdaRecurrent(segs, heads, s.q, s.k, s.v, s.g, s.beta, b.segStart(), b.segCount(), b.segSlot(), states.recurrent[layer], s.o, hd, hd);
         }
         k.kdaOutNorm(rows, heads, s.o, s.outGate, ch, kw.oNorm(), s.y, hd, cfg.rmsNormEps()); // o_norm(o, gate)
         project(s.y, ch, kw.out(), s.mixed, rows);                          // o_proj
     }
 
-    private void mla(int layer, DeviceWeights.Mla mw, int rows, Batch b) {
+    private void mla(int layer, DeviceWeights.Mla mw, int rows, DeviceBatch.View b) {
         MlaConfig c = cfg.mla();
         int heads = c.numHeads();
         int qk = c.qkHeadDim();
@@ -388,9 +378,9 @@ public final class CudaEngine implements Engine {
         }
         DeviceBuffer kva = view(s.proj, qCols);
         k.addRmsNorm(rows, kva, in, null, mw.kvANorm(), kva, in, lora, (float) c.kvALayernormEps()); // c = kv_a_layernorm(c); k_pe as is (NoPE)
-        k.mlaAppend(rows, kva, in, b.dstRow, states.cache[layer], latent);
+        k.mlaAppend(rows, kva, in, b.dstRow(), states.cache[layer], latent);
         k.mlaAbsorbQ(rows, heads, q, ldq, mw.kvB().data(), s.qAbs, c.qkNopeHeadDim(), c.qkRopeHeadDim(), c.vHeadDim(), lora);
-        k.mlaAttend(rows, heads, s.qAbs, states.cache[layer], b.pageTable, b.maxPages, b.tokSeg, b.tokPos, (float) c.softmaxScale(), s.z, lora,
+        k.mlaAttend(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.maxPages(), b.tokSeg(), b.tokPos(), (float) c.softmaxScale(), s.z, lora,
                 latent, b.decode() ? Scratch.ATTEND_SPLITS : 1, s.attendZ, s.attendMl);   // decode: split each context (flash decoding)
         k.mlaValue(rows, heads, s.z, mw.kvB().data(), s.o, c.qkNopeHeadDim(), c.vHeadDim(), lora);
         project(s.o, heads * c.vHeadDim(), mw.out(), s.mixed, rows);       // o_proj
@@ -458,60 +448,6 @@ public final class CudaEngine implements Engine {
         return b.slice(4L * floatOffset, b.bytes() - 4L * floatOffset);
     }
 
-    /** The per-call integer arrays on the device. */
-    private record Batch(boolean decode, int[] counts, DeviceBuffer ids, DeviceBuffer segStart, DeviceBuffer segCount, DeviceBuffer segSlot,
-                         DeviceBuffer tokSeg, DeviceBuffer tokPos, DeviceBuffer dstRow, DeviceBuffer pageTable, int maxPages) {
-    }
-
-    private Batch upload(int[] tokens, SequenceState[] seqs, int[] counts, int[] slotOf) {
-        int rows = tokens.length;
-        int segs = seqs.length;
-        int maxPages = 1;
-        List<List<Integer>> pages = new java.util.ArrayList<>(segs);
-        for (SequenceState st : seqs) {
-            List<Integer> p = cfg.mla() == null ? List.of() : states.pagesOf(st);
-            pages.add(p);
-            maxPages = Math.max(maxPages, p.size());
-        }
-        maxPages = Integer.highestOneBit(maxPages - 1) << 1 == 0 ? 1 : Integer.highestOneBit(maxPages - 1) << 1; // a power of two: few graphs
-        int[] all = new int[rows * 4 + segs * 3 + segs * maxPages];
-        int at = 0;
-        System.arraycopy(tokens, 0, all, at, rows);
-        int ids = at;
-        at += rows;
-        int segStart = at, segCount = at + segs, segSlot = at + 2 * segs;
-        at += 3 * segs;
-        int tokSeg = at, tokPos = at + rows, dstRow = at + 2 * rows;
-        at += 3 * rows;
-        int table = at;
-        int row = 0;
-        for (int i = 0; i < segs; i++) {
-            all[segStart + i] = row;
-            all[segCount + i] = counts[i];
-            all[segSlot + i] = slotOf[i];
-            List<Integer> p = pages.get(i);
-            for (int j = 0; j < p.size(); j++) {
-                all[table + i * maxPages + j] = p.get(j);
-            }
-            for (int t = 0; t < counts[i]; t++, row++) {
-                int pos = (int) seqs[i].position() + t;
-                all[tokSeg + row] = i;
-                all[tokPos + row] = pos;
-                all[dstRow + row] = p.isEmpty() ? 0 : p.get(pos / MlaCache.PAGE_TOKENS) * MlaCache.PAGE_TOKENS + pos % MlaCache.PAGE_TOKENS;
-            }
-        }
-        if (ints.bytes() < 4L * all.length) {
-            device.synchronize();
-            dropGraphs();                                                   // they point into the old buffer
-            ints.close();
-            ints = DeviceBuffer.allocate(device, 8L * all.length);
-        }
-        k.timed("ints_to_device", () -> ints.upload(all, all.length));
-        return new Batch(Arrays.stream(counts).allMatch(c -> c == 1) && rows <= options.maxSequences(), counts, ints.slice(4L * ids, 4L * rows), ints.slice(4L * segStart, 4L * segs), ints.slice(4L * segCount, 4L * segs),
-                ints.slice(4L * segSlot, 4L * segs), ints.slice(4L * tokSeg, 4L * rows), ints.slice(4L * tokPos, 4L * rows),
-                ints.slice(4L * dstRow, 4L * rows), ints.slice(4L * table, 4L * segs * maxPages), maxPages);
-    }
-
     @Override
     public void close() {
         synchronized (states) {
@@ -520,11 +456,11 @@ public final class CudaEngine implements Engine {
             if (k.profiling()) {
                 System.err.print("cuda engine profile (each launch waited for):\n" + k.profileTable());
             }
-            dropGraphs();
+            graphs.close();
             states.close();
             s.close();
             w.close();
-            ints.close();
+            batch.close();
             if (kdaPrefillScratch != null) {
                 kdaPrefillScratch.close();
             }

@@ -52,8 +52,23 @@ class CudaEngineTest extends GpuTest {
         try (TinyA tiny = new TinyA();
              CudaEngine cuda = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(8, 4096, 1024, cublasFromRows, false, graphs))) {
             int vocab = tiny.model.config().vocabSize();
+            int layers = tiny.model.config().numLayers();
             for (int length : TinyA.PREFILL_CASES) {
-                float[] logits = cuda.prefill(tiny.prompt(length), cuda.newState(), Engine.Logits.ALL);
+                float[][] hidden = new float[layers + 1][];
+                float[] logits = cuda.prefill(tiny.prompt(length), cuda.newState(), Engine.Logits.ALL, new dev.kimiserve.core.model.ForwardObserver() {
+                    @Override
+                    public void hidden(int index, float[] values, int rows, int dim) {
+                        hidden[index] = values;
+                    }
+
+                    @Override
+                    public void finalNorm(float[] values, int rows, int dim) {
+                        hidden[layers] = values;                         // transformers records the final-norm output last
+                    }
+                });
+                for (int i = 0; i <= layers; i++) {
+                    assertClose("prefill." + length + ".hidden." + i, tiny.floats("prefill." + length + ".hidden." + i), hidden[i], GOLDEN_ATOL);
+                }
                 float[] expected = tiny.floats("prefill." + length + ".logits");
                 System.out.printf("tiny-a prefill L=%d cublasFromRows=%d: max |diff| %.2e%n", length, cublasFromRows, maxAbsDiff(expected, logits));
                 assertClose("prefill." + length + ".logits", expected, logits, GOLDEN_ATOL);

@@ -23,7 +23,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "0", paramLabel = "N", description = "GPU ordinal for --backend cuda (default: ${DEFAULT-VALUE}).")
     int deviceOrdinal;
 
-    @Option(names = "--variants", description = "cuda: also time every compiled tiling of the kernels that have several.")
+    @Option(names = "--variants", description = "cuda: also time every compiled tiling of the kernels that have several (kda_decode, gemv).")
     boolean variants;
 
     @Option(names = "--only", paramLabel = "FAMILY", split = ",",
@@ -37,6 +37,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
                 bench.run(only == null ? CudaKernelBench.FAMILIES : new java.util.LinkedHashSet<>(only));
                 if (variants) {
                     bench.kdaDecodeVariants();
+                    bench.gemvVariants();
                 }
             }
             return 0;

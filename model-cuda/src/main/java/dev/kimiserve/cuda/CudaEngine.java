@@ -76,7 +76,7 @@ public final class CudaEngine implements Engine {
     private final Options options;
     private final CudaDevice device;
     private final boolean ownsDevice;
-    private final CudaModule engineModule, kdaDecodeModule, kdaPrefillModule;
+    private final CudaModule engineModule, kdaDecodeModule, kdaPrefillModule, gemvModule;
     private final EngineKernels k;
     private final KdaDecodeKernel kdaDecode;
     private final KdaPrefillKernel kdaPrefill;
@@ -123,7 +123,8 @@ public final class CudaEngine implements Engine {
             engineModule = track(opened, new CudaModule(device, "engine"));
             kdaDecodeModule = track(opened, new CudaModule(device, "kda_decode"));
             kdaPrefillModule = track(opened, new CudaModule(device, "kda_prefill"));
-            k = new EngineKernels(device, engineModule);
+            gemvModule = track(opened, new CudaModule(device, "gemv"));
+            k = new EngineKernels(device, engineModule, gemvModule);
             kdaDecode = new KdaDecodeKernel(device, kdaDecodeModule);
             kdaPrefill = new KdaPrefillKernel(device, kdaPrefillModule);
             String noCublas = options.cublasFromRows() > 0 ? CublasLt.unavailableReason() : "switched off";
@@ -470,6 +471,7 @@ public final class CudaEngine implements Engine {
             engineModule.close();
             kdaDecodeModule.close();
             kdaPrefillModule.close();
+            gemvModule.close();
             if (ownsDevice) {
                 device.close();
             }

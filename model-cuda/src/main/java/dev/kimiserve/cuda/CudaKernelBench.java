@@ -98,7 +98,7 @@ public final class CudaKernelBench implements AutoCloseable {
             try (CudaModule engine = new CudaModule(device, "engine")) {
                 EngineKernels kernels = new EngineKernels(device, engine);
                 for (int m : new int[]{1, 8}) {
-                    for (int[] nk : new int[][]{{12576, 2304}, {2304, 4096}, {2048, 2304}, {163840, 2304}}) {
+                    for (int[] nk : GEMV_SHAPES) {
                         gemv(kernels, m, nk[0], nk[1]);
                     }
                 }
@@ -106,11 +106,40 @@ public final class CudaKernelBench implements AutoCloseable {
         }
     }
 
+    /** Every gemv.cu tiling next to engine.cu's kernel on the gemv shapes, m = 1 and 8 (to choose kimi.cuda.gemv). */
+    public void gemvVariants() {
+        try (CudaModule engine = new CudaModule(device, "engine"); CudaModule tiles = new CudaModule(device, "gemv")) {
+            EngineKernels kernels = new EngineKernels(device, engine);
+            GemvKernel tiled = new GemvKernel(device, tiles);
+            for (int m : new int[]{1, 8}) {
+                for (int[] nk : GEMV_SHAPES) {
+                    gemv(kernels, m, nk[0], nk[1]);
+                    for (GemvKernel.Variant v : GemvKernel.VARIANTS) {
+                        gemv((x, w, y) -> tiled.launch(v, x, nk[1], w, y, nk[0], m, nk[0], nk[1], false), v.name(), m, nk[0], nk[1]);
+                    }
+                }
+            }
+        }
+    }
+
+    /** The 48B model's KDA input projection, o_proj, one expert's gate|up and lm_head. */
+    private static final int[][] GEMV_SHAPES = {{12576, 2304}, {2304, 4096}, {2048, 2304}, {163840, 2304}};
+
+    /** A projection launch on given buffers. */
+    @FunctionalInterface
+    private interface Projection {
+        void run(DeviceBuffer x, DeviceBuffer w, DeviceBuffer y);
+    }
+
     /**
      * y[M, N] = x[M, K] w[N, K]^T with fp32 activations and bf16 weights (the engine's projection for few rows); the
      * shapes of the 48B model's KDA input projection, o_proj, one expert's gate|up and lm_head. Weight sets rotate.
      */
     void gemv(EngineKernels kernels, int m, int n, int k) {
+        gemv((x, w, y) -> kernels.gemv(x, k, w, y, n, m, n, k, false), "warp", m, n, k);
+    }
+
+    private void gemv(Projection projection, String variant, int m, int n, int k) {
         int sets = (int) Math.max(1, Math.min(16, (1L << 30) / (2L * n * k)));
         SplittableRandom rnd = new SplittableRandom(n * 7L + k);
         short[] w = new short[n * k];
@@ -124,10 +153,10 @@ public final class CudaKernelBench implements AutoCloseable {
         try (DeviceBuffer x = DeviceBuffer.of(device, KdaInputs.normal(rnd, m * k)); DeviceBuffer y = DeviceBuffer.allocate(device, 4L * m * n)) {
             int[] next = {0};
             double us = time(() -> {
-                kernels.gemv(x, k, ws[next[0]], y, n, m, n, k, false);
+                projection.run(x, ws[next[0]], y);
                 next[0] = (next[0] + 1) % sets;
             });
-            emit("gemv_bf16", String.format(Locale.ROOT, "\"m\":%d,\"n\":%d,\"k\":%d", m, n, k), us, 2.0 * n * k + 4.0 * m * (n + k),
+            emit("gemv_bf16", String.format(Locale.ROOT, "\"m\":%d,\"n\":%d,\"k\":%d,\"variant\":\"%s\"", m, n, k, variant), us, 2.0 * n * k + 4.0 * m * (n + k),
                     2.0 * m * n * k);
         } finally {
             for (DeviceBuffer b : ws) {

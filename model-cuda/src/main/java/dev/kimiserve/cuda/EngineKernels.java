@@ -15,12 +15,23 @@ final class EngineKernels {
     static final int GEMV_ROWS = 8;
     private final CudaDevice device;
     private final CudaModule module;
+    private final GemvKernel tiled;
+    private final GemvKernel.Variant tiledVariant;
     private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addInto, gemv, moeRoute, moeAlign, moeGemv, moeCombine,
             convSilu, kdaPrep, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaAttendCombine, mlaValue;
 
     EngineKernels(CudaDevice device, CudaModule module) {
+        this(device, module, null);
+    }
+
+    /** With {@code gemvModule} (gemv.cu) the {@code kimi.cuda.gemv} tiling can be chosen; null: engine.cu's kernel only. */
+    EngineKernels(CudaDevice device, CudaModule module, CudaModule gemvModule) {
         this.device = device;
         this.module = module;
+        String choice = System.getProperty("kimi.cuda.gemv", System.getenv("KIMI_CUDA_GEMV"));
+        boolean warp = choice == null || choice.isBlank() || choice.trim().equals("warp");
+        this.tiledVariant = warp ? null : GemvKernel.variant(choice.trim());
+        this.tiled = warp || gemvModule == null ? null : new GemvKernel(device, gemvModule);
         embedRows = fn("embed_rows");
         addRmsNorm = fn("add_rms_norm");
         swiglu = fn("swiglu");
@@ -69,8 +80,16 @@ final class EngineKernels {
         launch(addInto, (int) ((n + 255) / 256), 1, 1, 256, 0, y, add, n);
     }
 
-    /** y[M, N] (+)= x[M, K] · w[N, K]^T with fp32 activations and bf16 weights. */
+    /**
+     * y[M, N] (+)= x[M, K] · w[N, K]^T with fp32 activations and bf16 weights: engine.cu's warp-per-column kernel, or the
+     * gemv.cu tiling named by {@code kimi.cuda.gemv} / {@code KIMI_CUDA_GEMV} where it applies (the choice depends on
+     * the shape only, never on M, so a row's result does not depend on the batch).
+     */
     void gemv(DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate) {
+        if (tiled != null && GemvKernel.applies(x, ldx, k)) {
+            timed("gemv_" + tiledVariant.name(), () -> tiled.launch(tiledVariant, x, ldx, w, y, ldy, m, n, k, accumulate));
+            return;
+        }
         launch(gemv, (n + 7) / 8, (m + GEMV_ROWS - 1) / GEMV_ROWS, 1, 256, 0, x, ldx, w, y, ldy, m, n, k, vec(x, ldx, k) ? 1 : 0,
                 accumulate ? 1 : 0);
     }

@@ -1,0 +1,65 @@
+package dev.kimiserve.cuda;
+
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import jcuda.Pointer;
+import jcuda.driver.CUfunction;
+
+/**
+ * Launches the projection tilings of src/main/cuda/gemv.cu: y[M, N] (+)= x[M, K] · w[N, K]^T with fp32 activations and
+ * bf16 weights, for few rows. Each {@link Variant} keeps {@code columnsPerWarp} weight rows in flight per warp and splits
+ * K over {@code warpsPerColumn} warps; a batch of one uses the entry compiled for one row (same sums, fewer registers).
+ * Needs K % 8 == 0 and 16-byte aligned rows.
+ */
+public final class GemvKernel {
+    /** A tiling compiled into the module. */
+    public record Variant(String name, int columnsPerWarp, int warpsPerColumn) {
+        int columnsPerBlock() {
+            return 8 / warpsPerColumn * columnsPerWarp;
+        }
+    }
+
+    public static final List<Variant> VARIANTS = List.of(new Variant("c1w1", 1, 1), new Variant("c2w1", 2, 1), new Variant("c4w1", 4, 1),
+            new Variant("c1w2", 1, 2), new Variant("c1w4", 1, 4), new Variant("c2w2", 2, 2), new Variant("c2w4", 2, 4));
+    private final CudaDevice device;
+    private final Map<String, CUfunction> functions = new HashMap<>();
+
+    public GemvKernel(CudaDevice device, CudaModule module) {
+        this.device = device;
+        for (Variant v : VARIANTS) {
+            functions.put(v.name() + "_r1", module.function("gemv_" + v.name() + "_r1"));
+            functions.put(v.name() + "_r8", module.function("gemv_" + v.name() + "_r8"));
+        }
+    }
+
+    /** The variant called {@code name}, or an exception listing the known ones. */
+    public static Variant variant(String name) {
+        return VARIANTS.stream().filter(v -> v.name().equals(name)).findFirst().orElseThrow(() -> new IllegalArgumentException(
+                "unknown gemv variant '" + name + "' (choose from " + VARIANTS.stream().map(Variant::name).toList() + ")"));
+    }
+
+    /** Whether the tilings apply: K a multiple of 8 and 16-byte aligned rows of x. */
+    public static boolean applies(DeviceBuffer x, int ldx, int k) {
+        return k % 8 == 0 && ldx % 4 == 0 && Native.address(x.pointer()) % 16 == 0;
+    }
+
+    public void launch(Variant v, DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate) {
+        if (m <= 0 || n <= 0 || k <= 0 || !applies(x, ldx, k)) {
+            throw new IllegalArgumentException("gemv " + v.name() + ": m=" + m + " n=" + n + " k=" + k + " ldx=" + ldx
+                    + " (needs positive sizes, k % 8 == 0 and 16-byte aligned rows)");
+        }
+        x.require("gemv", "x", 4L * ((long) (m - 1) * ldx + k));
+        w.require("gemv", "w", 2L * n * k);
+        y.require("gemv", "y", 4L * ((long) (m - 1) * ldy + n));
+        int rowsPerBlock = m == 1 ? 1 : 8;
+        device.makeCurrent();
+        cuLaunchKernel(functions.get(v.name() + (m == 1 ? "_r1" : "_r8")), (n + v.columnsPerBlock() - 1) / v.columnsPerBlock(),
+                (m + rowsPerBlock - 1) / rowsPerBlock, 1, 256, 1, 1, 0, device.stream(),
+                Pointer.to(Pointer.to(x.pointer()), Pointer.to(new int[]{ldx}), Pointer.to(w.pointer()), Pointer.to(y.pointer()),
+                        Pointer.to(new int[]{ldy}), Pointer.to(new int[]{m}), Pointer.to(new int[]{n}), Pointer.to(new int[]{k}),
+                        Pointer.to(new int[]{accumulate ? 1 : 0})), null);
+    }
+}

@@ -271,10 +271,15 @@ public final class CudaEngine implements Engine {
         List<List<Integer>> pages = Arrays.stream(seqs).map(st -> cfg.mla() == null ? List.<Integer>of() : states.pagesOf(st)).toList();
         DeviceBatch.View b = batch.upload(tokens, seqs, counts, slotOf, pages, allDecode && rows <= options.maxSequences());
         k.phase(allDecode ? "decode" : "prefill");
-        if (allDecode && decodeHead && options.cudaGraphs() && !k.profiling()) { // a decode step (not a 1-token prefill): one graph
-            graphs.launch(((long) rows << 32) | b.maxPages(), () -> layers(rows, seqs.length, b, true, decodeHead, ForwardObserver.NONE));
-        } else {
-            layers(rows, seqs.length, b, allDecode, decodeHead, observer);
+        try {
+            if (allDecode && decodeHead && options.cudaGraphs() && !k.profiling()) { // a decode step (not a 1-token prefill): one graph
+                graphs.launch(((long) rows << 32) | b.maxPages(), () -> layers(rows, seqs.length, b, true, decodeHead, ForwardObserver.NONE));
+            } else {
+                layers(rows, seqs.length, b, allDecode, decodeHead, observer);
+            }
+        } catch (RuntimeException | Error e) {
+            states.failed(seqs);                                            // never hand out a half-updated state
+            throw e;
         }
         for (int i = 0; i < seqs.length; i++) {
             seqs[i].advance(counts[i]);

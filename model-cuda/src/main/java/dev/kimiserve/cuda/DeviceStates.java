@@ -188,6 +188,24 @@ final class DeviceStates implements SequenceState.Residence, AutoCloseable {
         throw new IllegalStateException("this sequence state was released by the cuda engine while its newest copy was on the device");
     };
 
+    /** Marks states whose only current copy a failed forward pass may have half-written: reading them fails. */
+    private static final SequenceState.Residence LOST = s -> {
+        throw new IllegalStateException("this sequence state was lost: a cuda forward pass failed while its newest copy was on the device");
+    };
+
+    /**
+     * After a failed forward pass: states resident here may be half-updated, so they are marked lost and freed; states
+     * whose host copy was current stay usable (the device copy is uploaded again before their next use).
+     */
+    void failed(SequenceState[] batch) {
+        for (SequenceState s : batch) {
+            if (s.residence() == this) {
+                s.residentOn(LOST);
+                free(entries.remove(s));
+            }
+        }
+    }
+
     /** Frees a finished sequence's memory without copying it back (see Engine#release). */
     void release(SequenceState s) {
         if (entries.get(s) != null) {

@@ -40,9 +40,11 @@ public final class CudaEngine implements Engine {
      * @param bf16Activations on cuBLASLt, round activations to bf16 (one product, what most engines do) instead of
      *                        splitting them into two bf16 parts (two products, fp32-accurate: the default)
      * @param cudaGraphs      replay each decode step as one CUDA graph (captured once per batch size and page-table width)
+     * @param tiledMlaPrefill prefill MLA attention with mla_prefill.cu (16 queries share each latent tile) instead of
+     *                        engine.cu's kernel per (token, head); off until measured on a GPU
      */
     public record Options(int maxSequences, int cacheTokens, int prefillChunk, int cublasFromRows, boolean bf16Activations,
-                          boolean cudaGraphs) {
+                          boolean cudaGraphs, boolean tiledMlaPrefill) {
         public static Options fromEnvironment() {
             String precision = System.getProperty("kimi.cuda.activations", System.getenv("KIMI_CUDA_ACTIVATIONS"));
             boolean bf16 = precision != null && precision.trim().equalsIgnoreCase("bf16");
@@ -51,7 +53,7 @@ public final class CudaEngine implements Engine {
             }
             return new Options(setting("kimi.cuda.max-sequences", 64), setting("kimi.cuda.cache-tokens", 131072),
                     setting("kimi.cuda.prefill-chunk", 1024), setting("kimi.cuda.cublas-from-rows", 64), bf16,
-                    setting("kimi.cuda.graphs", 1) != 0);
+                    setting("kimi.cuda.graphs", 1) != 0, setting("kimi.cuda.tiled-mla-prefill", 0) != 0);
         }
 
         private static int setting(String key, int fallback) {
@@ -76,7 +78,8 @@ public final class CudaEngine implements Engine {
     private final Options options;
     private final CudaDevice device;
     private final boolean ownsDevice;
-    private final CudaModule engineModule, kdaDecodeModule, kdaPrefillModule, gemvModule;
+    private final CudaModule engineModule, kdaDecodeModule, kdaPrefillModule, gemvModule, mlaPrefillModule;
+    private final MlaPrefillKernel mlaPrefill;
     private final EngineKernels k;
     private final KdaDecodeKernel kdaDecode;
     private final KdaPrefillKernel kdaPrefill;
@@ -124,6 +127,9 @@ public final class CudaEngine implements Engine {
             kdaDecodeModule = track(opened, new CudaModule(device, "kda_decode"));
             kdaPrefillModule = track(opened, new CudaModule(device, "kda_prefill"));
             gemvModule = track(opened, new CudaModule(device, "gemv"));
+            mlaPrefillModule = track(opened, new CudaModule(device, "mla_prefill"));
+            mlaPrefill = options.tiledMlaPrefill() && cfg.mla() != null && MlaPrefillKernel.fits(cfg.mla().latentSize())
+                    ? new MlaPrefillKernel(device, mlaPrefillModule, cfg.mla().latentSize()) : null;
             k = new EngineKernels(device, engineModule, gemvModule);
             kdaDecode = new KdaDecodeKernel(device, kdaDecodeModule);
             kdaPrefill = new KdaPrefillKernel(device, kdaPrefillModule);
@@ -386,8 +392,13 @@ public final class CudaEngine implements Engine {
         k.addRmsNorm(rows, kva, in, null, mw.kvANorm(), kva, in, lora, (float) c.kvALayernormEps()); // c = kv_a_layernorm(c); k_pe as is (NoPE)
         k.mlaAppend(rows, kva, in, b.dstRow(), states.cache[layer], latent);
         k.mlaAbsorbQ(rows, heads, q, ldq, mw.kvB().data(), s.qAbs, c.qkNopeHeadDim(), c.qkRopeHeadDim(), c.vHeadDim(), lora);
-        k.mlaAttend(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.maxPages(), b.tokSeg(), b.tokPos(), (float) c.softmaxScale(), s.z, lora,
-                latent, b.decode() ? Scratch.ATTEND_SPLITS : 1, s.attendZ, s.attendMl);   // decode: split each context (flash decoding)
+        if (mlaPrefill != null && !b.decode() && b.counts().length == 1) {  // one sequence's prompt: 16 queries per latent tile
+            k.timed("mla_prefill_attend", () -> mlaPrefill.launch(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.tokPos(),
+                    (float) c.softmaxScale(), s.z, lora));
+        } else {
+            k.mlaAttend(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.maxPages(), b.tokSeg(), b.tokPos(), (float) c.softmaxScale(),
+                    s.z, lora, latent, b.decode() ? Scratch.ATTEND_SPLITS : 1, s.attendZ, s.attendMl); // decode: split each context
+        }
         k.mlaValue(rows, heads, s.z, mw.kvB().data(), s.o, c.qkNopeHeadDim(), c.vHeadDim(), lora);
         project(s.o, heads * c.vHeadDim(), mw.out(), s.mixed, rows);       // o_proj
     }
@@ -477,6 +488,7 @@ public final class CudaEngine implements Engine {
             kdaDecodeModule.close();
             kdaPrefillModule.close();
             gemvModule.close();
+            mlaPrefillModule.close();
             if (ownsDevice) {
                 device.close();
             }

@@ -39,18 +39,21 @@ import org.junit.jupiter.params.provider.ValueSource;
 class CudaEngineTest extends GpuTest {
     static final double GOLDEN_ATOL = 1e-3;
     /** fp32 activations everywhere (no cuBLASLt) and a small prefill chunk, so that prompts go in several pieces. */
-    static final CudaEngine.Options EXACT = new CudaEngine.Options(8, 4096, 64, 0, false, true);
-    static final CudaEngine.Options DEFAULT = new CudaEngine.Options(8, 4096, 1024, 64, false, true);
-    static final CudaEngine.Options BF16 = new CudaEngine.Options(8, 4096, 1024, 64, true, true);
+    static final CudaEngine.Options EXACT = new CudaEngine.Options(8, 4096, 64, 0, false, true, false);
+    static final CudaEngine.Options DEFAULT = new CudaEngine.Options(8, 4096, 1024, 64, false, true, false);
+    static final CudaEngine.Options BF16 = new CudaEngine.Options(8, 4096, 1024, 64, true, true, false);
+    /** EXACT with the tiled MLA prefill attention (mla_prefill.cu). */
+    static final CudaEngine.Options TILED = new CudaEngine.Options(8, 4096, 64, 0, false, true, true);
 
     @TempDir
     Path dir;
 
-    @ParameterizedTest(name = "tiny-a prefill and teacher-forced decode, cuBLASLt from {0} rows, graphs {1}")
-    @org.junit.jupiter.params.provider.CsvSource({"64, true", "0, false", "64, false", "0, true"})
-    void tinyAMatchesTransformers(int cublasFromRows, boolean graphs) {
+    @ParameterizedTest(name = "tiny-a prefill and teacher-forced decode, cuBLASLt from {0} rows, graphs {1}, tiled MLA prefill {2}")
+    @org.junit.jupiter.params.provider.CsvSource({"64, true, false", "0, false, false", "64, false, false", "0, true, false", "0, true, true"})
+    void tinyAMatchesTransformers(int cublasFromRows, boolean graphs, boolean tiledMlaPrefill) {
         try (TinyA tiny = new TinyA();
-             CudaEngine cuda = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(8, 4096, 1024, cublasFromRows, false, graphs))) {
+             CudaEngine cuda = new CudaEngine(tiny.model.weights(), device,
+                     new CudaEngine.Options(8, 4096, 1024, cublasFromRows, false, graphs, tiledMlaPrefill))) {
             int vocab = tiny.model.config().vocabSize();
             int layers = tiny.model.config().numLayers();
             for (int length : TinyA.PREFILL_CASES) {
@@ -170,6 +173,11 @@ class CudaEngineTest extends GpuTest {
             }
             int[] prompt = rnd.ints(300, 0, vocab).toArray();
             float[] c = cpu.prefill(prompt, cpu.newState(), Engine.Logits.ALL);
+            try (CudaEngine tiled = new CudaEngine(m.weights(), device, TILED)) {          // 64-row pieces over a growing cache
+                float[] g = tiled.prefill(prompt, tiled.newState(), Engine.Logits.ALL);
+                System.out.printf("%s prefill 300 with the tiled MLA prefill: rel rms %.2e%n", shape, relRms(c, g));
+                assertRelRms(shape + " prefill with the tiled MLA prefill attention", c, g, 1e-4);
+            }
             try (CudaEngine defaults = new CudaEngine(m.weights(), device, DEFAULT);      // cuBLASLt from 64 rows, split activations
                  CudaEngine bf16 = new CudaEngine(m.weights(), device, BF16)) {           // cuBLASLt from 64 rows, bf16 activations
                 float[] g = defaults.prefill(prompt, defaults.newState(), Engine.Logits.ALL);
@@ -186,7 +194,7 @@ class CudaEngineTest extends GpuTest {
         RandomCheckpoint.write(awkward(), dir, 3, Long.MAX_VALUE, null);
         try (LoadedModel m = LoadedModel.open(dir);
              CudaEngine roomy = new CudaEngine(m.weights(), device, EXACT);
-             CudaEngine tight = new CudaEngine(m.weights(), device, new CudaEngine.Options(2, 4096, 64, 0, false, false))) {
+             CudaEngine tight = new CudaEngine(m.weights(), device, new CudaEngine.Options(2, 4096, 64, 0, false, false, false))) {
             int vocab = m.config().vocabSize();
             SplittableRandom rnd = new SplittableRandom(9);
             int n = 5;

@@ -40,11 +40,12 @@ public final class CudaEngine implements Engine {
      * @param bf16Activations on cuBLASLt, round activations to bf16 (one product, what most engines do) instead of
      *                        splitting them into two bf16 parts (two products, fp32-accurate: the default)
      * @param cudaGraphs      replay each decode step as one CUDA graph (captured once per batch size and page-table width)
-     * @param tiledMlaPrefill prefill MLA attention with mla_prefill.cu (16 queries share each latent tile) instead of
-     *                        engine.cu's kernel per (token, head); off until measured on a GPU
+     * @param tiledMla        MLA attention with mla_tiled.cu (16 queries share each latent tile: 16 rows of a prompt, or
+     *                        16 heads of a decode token) instead of engine.cu's kernel per (token, head); off until
+     *                        measured on a GPU
      */
     public record Options(int maxSequences, int cacheTokens, int prefillChunk, int cublasFromRows, boolean bf16Activations,
-                          boolean cudaGraphs, boolean tiledMlaPrefill) {
+                          boolean cudaGraphs, boolean tiledMla) {
         public static Options fromEnvironment() {
             String precision = System.getProperty("kimi.cuda.activations", System.getenv("KIMI_CUDA_ACTIVATIONS"));
             boolean bf16 = precision != null && precision.trim().equalsIgnoreCase("bf16");
@@ -53,7 +54,7 @@ public final class CudaEngine implements Engine {
             }
             return new Options(setting("kimi.cuda.max-sequences", 64), setting("kimi.cuda.cache-tokens", 131072),
                     setting("kimi.cuda.prefill-chunk", 1024), setting("kimi.cuda.cublas-from-rows", 64), bf16,
-                    setting("kimi.cuda.graphs", 1) != 0, setting("kimi.cuda.tiled-mla-prefill", 0) != 0);
+                    setting("kimi.cuda.graphs", 1) != 0, setting("kimi.cuda.tiled-mla", 0) != 0);
         }
 
         private static int setting(String key, int fallback) {
@@ -78,8 +79,8 @@ public final class CudaEngine implements Engine {
     private final Options options;
     private final CudaDevice device;
     private final boolean ownsDevice;
-    private final CudaModule engineModule, kdaDecodeModule, kdaPrefillModule, gemvModule, mlaPrefillModule;
-    private final MlaPrefillKernel mlaPrefill;
+    private final CudaModule engineModule, kdaDecodeModule, kdaPrefillModule, gemvModule, mlaTiledModule;
+    private final MlaTiledKernel mlaTiled;
     private final EngineKernels k;
     private final KdaDecodeKernel kdaDecode;
     private final KdaPrefillKernel kdaPrefill;
@@ -127,9 +128,9 @@ public final class CudaEngine implements Engine {
             kdaDecodeModule = track(opened, new CudaModule(device, "kda_decode"));
             kdaPrefillModule = track(opened, new CudaModule(device, "kda_prefill"));
             gemvModule = track(opened, new CudaModule(device, "gemv"));
-            mlaPrefillModule = track(opened, new CudaModule(device, "mla_prefill"));
-            mlaPrefill = options.tiledMlaPrefill() && cfg.mla() != null && MlaPrefillKernel.fits(cfg.mla().latentSize())
-                    ? new MlaPrefillKernel(device, mlaPrefillModule, cfg.mla().latentSize()) : null;
+            mlaTiledModule = track(opened, new CudaModule(device, "mla_tiled"));
+            mlaTiled = options.tiledMla() && cfg.mla() != null && MlaTiledKernel.fits(cfg.mla().latentSize())
+                    ? new MlaTiledKernel(device, mlaTiledModule, cfg.mla().latentSize()) : null;
             k = new EngineKernels(device, engineModule, gemvModule);
             kdaDecode = new KdaDecodeKernel(device, kdaDecodeModule);
             kdaPrefill = new KdaPrefillKernel(device, kdaPrefillModule);
@@ -392,9 +393,14 @@ public final class CudaEngine implements Engine {
         k.addRmsNorm(rows, kva, in, null, mw.kvANorm(), kva, in, lora, (float) c.kvALayernormEps()); // c = kv_a_layernorm(c); k_pe as is (NoPE)
         k.mlaAppend(rows, kva, in, b.dstRow(), states.cache[layer], latent);
         k.mlaAbsorbQ(rows, heads, q, ldq, mw.kvB().data(), s.qAbs, c.qkNopeHeadDim(), c.qkRopeHeadDim(), c.vHeadDim(), lora);
-        if (mlaPrefill != null && !b.decode() && b.counts().length == 1) {  // one sequence's prompt: 16 queries per latent tile
-            k.timed("mla_prefill_attend", () -> mlaPrefill.launch(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.tokPos(),
-                    (float) c.softmaxScale(), s.z, lora));
+        float scale = (float) c.softmaxScale();
+        if (mlaTiled != null && !b.decode() && b.counts().length == 1) {    // one sequence's prompt: 16 rows per latent tile
+            k.timed("mla_prefill_attend", () -> mlaTiled.prefill(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.tokPos(), scale,
+                    s.z, lora));
+        } else if (mlaTiled != null && b.decode()) {                        // decode: 16 heads per latent tile, slices combined
+            k.timed("mla_decode_attend", () -> mlaTiled.decode(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.maxPages(), b.tokSeg(),
+                    b.tokPos(), scale, lora, Scratch.ATTEND_SPLITS, s.attendZ, s.attendMl));
+            k.mlaAttendCombine(rows, heads, s.attendZ, s.attendMl, b.tokPos(), Scratch.ATTEND_SPLITS, s.z, lora);
         } else {
             k.mlaAttend(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.maxPages(), b.tokSeg(), b.tokPos(), (float) c.softmaxScale(),
                     s.z, lora, latent, b.decode() ? Scratch.ATTEND_SPLITS : 1, s.attendZ, s.attendMl); // decode: split each context
@@ -488,7 +494,7 @@ public final class CudaEngine implements Engine {
             kdaDecodeModule.close();
             kdaPrefillModule.close();
             gemvModule.close();
-            mlaPrefillModule.close();
+            mlaTiledModule.close();
             if (ownsDevice) {
                 device.close();
             }

@@ -152,8 +152,13 @@ final class EngineKernels {
         launch(mlaAttend, rows, heads, splits, 128, 4 * width, qAbs, cache, pageTable, maxPages, tokSeg, tokPos, scale, z, heads, lora, width,
                 splits, partZ, partMl);
         if (splits > 1) {
-            launch(mlaAttendCombine, rows, heads, 1, 128, 0, partZ, partMl, tokPos, splits, z, heads, lora);
+            mlaAttendCombine(rows, heads, partZ, partMl, tokPos, splits, z, lora);
         }
+    }
+
+    /** z from the slice partials of a split decode attention. */
+    void mlaAttendCombine(int rows, int heads, DeviceBuffer partZ, DeviceBuffer partMl, DeviceBuffer tokPos, int splits, DeviceBuffer z, int lora) {
+        launch(mlaAttendCombine, rows, heads, 1, 128, 0, partZ, partMl, tokPos, splits, z, heads, lora);
     }
 
     void mlaValue(int rows, int heads, DeviceBuffer z, DeviceBuffer kvB, DeviceBuffer y, int nope, int vHead, int lora) {

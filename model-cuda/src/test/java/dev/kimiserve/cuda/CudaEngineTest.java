@@ -42,18 +42,18 @@ class CudaEngineTest extends GpuTest {
     static final CudaEngine.Options EXACT = new CudaEngine.Options(8, 4096, 64, 0, false, true, false);
     static final CudaEngine.Options DEFAULT = new CudaEngine.Options(8, 4096, 1024, 64, false, true, false);
     static final CudaEngine.Options BF16 = new CudaEngine.Options(8, 4096, 1024, 64, true, true, false);
-    /** EXACT with the tiled MLA prefill attention (mla_prefill.cu). */
+    /** EXACT with the tiled MLA attention (mla_tiled.cu). */
     static final CudaEngine.Options TILED = new CudaEngine.Options(8, 4096, 64, 0, false, true, true);
 
     @TempDir
     Path dir;
 
-    @ParameterizedTest(name = "tiny-a prefill and teacher-forced decode, cuBLASLt from {0} rows, graphs {1}, tiled MLA prefill {2}")
+    @ParameterizedTest(name = "tiny-a prefill and teacher-forced decode, cuBLASLt from {0} rows, graphs {1}, tiled MLA {2}")
     @org.junit.jupiter.params.provider.CsvSource({"64, true, false", "0, false, false", "64, false, false", "0, true, false", "0, true, true"})
-    void tinyAMatchesTransformers(int cublasFromRows, boolean graphs, boolean tiledMlaPrefill) {
+    void tinyAMatchesTransformers(int cublasFromRows, boolean graphs, boolean tiledMla) {
         try (TinyA tiny = new TinyA();
              CudaEngine cuda = new CudaEngine(tiny.model.weights(), device,
-                     new CudaEngine.Options(8, 4096, 1024, cublasFromRows, false, graphs, tiledMlaPrefill))) {
+                     new CudaEngine.Options(8, 4096, 1024, cublasFromRows, false, graphs, tiledMla))) {
             int vocab = tiny.model.config().vocabSize();
             int layers = tiny.model.config().numLayers();
             for (int length : TinyA.PREFILL_CASES) {
@@ -174,9 +174,16 @@ class CudaEngineTest extends GpuTest {
             int[] prompt = rnd.ints(300, 0, vocab).toArray();
             float[] c = cpu.prefill(prompt, cpu.newState(), Engine.Logits.ALL);
             try (CudaEngine tiled = new CudaEngine(m.weights(), device, TILED)) {          // 64-row pieces over a growing cache
-                float[] g = tiled.prefill(prompt, tiled.newState(), Engine.Logits.ALL);
-                System.out.printf("%s prefill 300 with the tiled MLA prefill: rel rms %.2e%n", shape, relRms(c, g));
-                assertRelRms(shape + " prefill with the tiled MLA prefill attention", c, g, 1e-4);
+                SequenceState cpuState = cpu.newState();
+                SequenceState tiledState = tiled.newState();
+                float[] g = tiled.prefill(prompt, tiledState, Engine.Logits.ALL);
+                assertRelRms(shape + " prefill with the tiled MLA attention", cpu.prefill(prompt, cpuState, Engine.Logits.ALL), g, 1e-4);
+                for (int step = 0; step < 3; step++) {                          // decode: 16 heads per tile, split positions
+                    int token = rnd.nextInt(vocab);
+                    assertRelRms(shape + " decode with the tiled MLA attention, step " + step, cpu.decode(token, cpuState),
+                            tiled.decode(token, tiledState), 1e-4);
+                }
+                System.out.printf("%s prefill 300 with the tiled MLA attention: rel rms %.2e%n", shape, relRms(c, g));
             }
             try (CudaEngine defaults = new CudaEngine(m.weights(), device, DEFAULT);      // cuBLASLt from 64 rows, split activations
                  CudaEngine bf16 = new CudaEngine(m.weights(), device, BF16)) {           // cuBLASLt from 64 rows, bf16 activations

@@ -34,9 +34,12 @@ final class BenchKernelsCommand implements Callable<Integer> {
     public Integer call() {
         if (backend.equals("cuda")) {
             try (CudaDevice device = CudaDevice.open(deviceOrdinal); CudaKernelBench bench = new CudaKernelBench(device, repeat, System.out::println)) {
-                bench.run(only == null ? CudaKernelBench.FAMILIES : new java.util.LinkedHashSet<>(only));
-                if (variants) {
+                java.util.Set<String> families = only == null ? CudaKernelBench.FAMILIES : new java.util.LinkedHashSet<>(only);
+                bench.run(families);
+                if (variants && families.contains("kda_decode")) {
                     bench.kdaDecodeVariants();
+                }
+                if (variants && families.contains("gemv")) {
                     bench.gemvVariants();
                 }
             }

@@ -402,8 +402,8 @@ public final class CudaEngine implements Engine {
                     b.tokPos(), scale, lora, Scratch.ATTEND_SPLITS, s.attendZ, s.attendMl));
             k.mlaAttendCombine(rows, heads, s.attendZ, s.attendMl, b.tokPos(), Scratch.ATTEND_SPLITS, s.z, lora);
         } else {
-            k.mlaAttend(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.maxPages(), b.tokSeg(), b.tokPos(), (float) c.softmaxScale(),
-                    s.z, lora, latent, b.decode() ? Scratch.ATTEND_SPLITS : 1, s.attendZ, s.attendMl); // decode: split each context
+            k.mlaAttend(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.maxPages(), b.tokSeg(), b.tokPos(), scale, s.z, lora,
+                    latent, b.decode() ? Scratch.ATTEND_SPLITS : 1, s.attendZ, s.attendMl);   // decode: split each context
         }
         k.mlaValue(rows, heads, s.z, mw.kvB().data(), s.o, c.qkNopeHeadDim(), c.vHeadDim(), lora);
         project(s.o, heads * c.vHeadDim(), mw.out(), s.mixed, rows);       // o_proj

@@ -72,6 +72,7 @@ final class DeviceStates implements SequenceState.Residence, AutoCloseable {
                     conv[l].fill(0f);
                 } else {
                     cache[l] = DeviceBuffer.allocate(device, 4L * pages * MlaCache.PAGE_TOKENS * cfg.mla().latentSize());
+                    cache[l].fill(Float.NaN);                          // poisoned: reading a position never appended shows NaN
                 }
             }
         } catch (RuntimeException e) {

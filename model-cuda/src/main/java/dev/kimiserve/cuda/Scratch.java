@@ -69,6 +69,7 @@ final class Scratch implements AutoCloseable {
             total += align(4 * Math.max(n, 1));
         }
         arena = DeviceBuffer.allocate(device, total);
+        arena.fill(Float.NaN);                                         // poisoned: a kernel that reads what nobody wrote shows NaN
         h = take(sizes[0]);
         normed = take(sizes[1]);
         mixed = take(sizes[2]);

@@ -138,7 +138,7 @@ class CudaEngineTest extends GpuTest {
              CudaEngine cuda = new CudaEngine(m.weights(), device, EXACT)) {
             int vocab = cfg.vocabSize();
             SplittableRandom rnd = new SplittableRandom(5);
-            int[] lengths = {1, 63, 64, 65, 300};
+            int[] lengths = {1, 63, 64, 65, 1000};
             SequenceState[] cpuStates = new SequenceState[lengths.length];
             SequenceState[] cudaStates = new SequenceState[lengths.length];
             for (int b = 0; b < lengths.length; b++) {

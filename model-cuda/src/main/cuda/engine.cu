@@ -156,7 +156,9 @@ extern "C" __global__ void add_into(float* __restrict__ y, const float* __restri
 
 #define GEMV_ROWS 8
 
-// acc[r] += sum over this lane's k of x_r[k] * w[k]; vec: 8 weights (16 bytes) per load, x rows 16-byte aligned.
+// acc[r] += sum over this lane's k of x_r[k] * w[k] for r < rows <= ROWS (the order of a row's sums does not depend on
+// ROWS or rows); vec: 8 weights (16 bytes) per load, x rows 16-byte aligned.
+template <int ROWS>
 __device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const uint16_t* __restrict__ w, int K, bool vec,
                                          float* acc) {
     const int lane = threadIdx.x & 31;
@@ -174,7 +176,7 @@ __device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const
             wf[6] = __uint_as_float(packed.w << 16);
             wf[7] = __uint_as_float(packed.w & 0xffff0000u);
 #pragma unroll
-            for (int r = 0; r < GEMV_ROWS; r++) {
+            for (int r = 0; r < ROWS; r++) {
                 if (r < rows) {
                     float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
                     float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
@@ -195,7 +197,7 @@ __device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const
         for (int k = lane; k < K; k += 32) {
             float wf = bf16_to_float(w[k]);
 #pragma unroll
-            for (int r = 0; r < GEMV_ROWS; r++) {
+            for (int r = 0; r < ROWS; r++) {
                 if (r < rows) {
                     acc[r] = fmaf(xs[r][k], wf, acc[r]);
                 }
@@ -220,7 +222,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restr
         xs[r] = x + (size_t) (r0 + min(r, rows - 1)) * ldx;
     }
     float acc[GEMV_ROWS] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    dot_rows(xs, rows, w + (size_t) n * K, K, vec != 0, acc);
+    dot_rows<GEMV_ROWS>(xs, rows, w + (size_t) n * K, K, vec != 0, acc);
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++) {
         float s = warp_sum(acc[r]);
@@ -335,12 +337,12 @@ extern "C" __global__ void moe_route(const float* __restrict__ logits, const flo
     }
 }
 
-// Groups the T*topk (token, slot) pairs by expert: each expert's pairs fill whole tiles of 8 positions (padding = -1),
+// Groups the T*topk (token, slot) pairs by expert: each expert's pairs fill whole tiles of tile_rows positions (padding -1),
 // order[position] = pair index, tile_expert[tile] = expert, *tile_count = tiles used; *loads grows by the number of
 // distinct experts (for the engine's counters). One block; shared: 2 * E ints.
 extern "C" __global__ void moe_align(const int* __restrict__ ids, int pairs, int E, int* __restrict__ order,
                                      int* __restrict__ tile_expert, int* __restrict__ tile_count,
-                                     unsigned long long* __restrict__ loads) {
+                                     unsigned long long* __restrict__ loads, int tile_rows) {
     extern __shared__ int shared_ints[];
     int* count = shared_ints;
     int* cursor = shared_ints + E;
@@ -360,11 +362,11 @@ extern "C" __global__ void moe_align(const int* __restrict__ ids, int pairs, int
         for (int e = 0; e < E; e++) {
             cursor[e] = position;
             distinct += count[e] > 0;
-            int n = (count[e] + GEMV_ROWS - 1) / GEMV_ROWS;
+            int n = (count[e] + tile_rows - 1) / tile_rows;
             for (int j = 0; j < n; j++) {
                 tile_expert[tiles++] = e;
             }
-            position += n * GEMV_ROWS;
+            position += n * tile_rows;
         }
         *tile_count = tiles;
         *loads += distinct;
@@ -380,14 +382,15 @@ extern "C" __global__ void moe_align(const int* __restrict__ ids, int pairs, int
     }
 }
 
-// One expert projection for the pairs of one tile of 8 positions: stage 0 (gate/up) reads token order[p] / topk of x and
-// writes row p; stage 1 (down) reads row p and writes row order[p] (the pair). w is [E][N][K] (expert_stride elements).
-// Grid (ceil(N/8), max tiles); blocks past *tile_count return at once.
-extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16(const float* __restrict__ x, int ldx, const int* __restrict__ order,
-                                                                const int* __restrict__ tile_expert, const int* __restrict__ tile_count,
-                                                                int topk, int stage, const uint16_t* __restrict__ w,
-                                                                long long expert_stride, float* __restrict__ y, int ldy, int N, int K,
-                                                                int vec) {
+// One expert projection for the pairs of one tile of ROWS positions: stage 0 (gate/up) reads token order[p] / topk of x
+// and writes row p; stage 1 (down) reads row p and writes row order[p] (the pair). w is [E][N][K] (expert_stride
+// elements). A pair's sums do not depend on ROWS (8 for decode, 16 when many tokens share an expert: weights read once
+// per 16 pairs). Grid (ceil(N/8), max tiles); blocks past *tile_count return at once.
+template <int ROWS>
+__device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, const int* __restrict__ order,
+                                         const int* __restrict__ tile_expert, const int* __restrict__ tile_count, int topk, int stage,
+                                         const uint16_t* __restrict__ w, long long expert_stride, float* __restrict__ y, int ldy, int N,
+                                         int K, int vec) {
     const int tile = blockIdx.y;
     if (tile >= *tile_count) {
         return;
@@ -396,28 +399,48 @@ extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16(const float* __r
     if (n >= N) {
         return;
     }
-    const int p0 = tile * GEMV_ROWS;
-    int out_row[GEMV_ROWS];
-    const float* xs[GEMV_ROWS];
+    const int p0 = tile * ROWS;
+    int out_row[ROWS];
+    const float* xs[ROWS];
     int first = order[p0];                                 // a tile starts with a real pair; padding only at its end
     int rows = 0;
 #pragma unroll
-    for (int r = 0; r < GEMV_ROWS; r++) {
+    for (int r = 0; r < ROWS; r++) {
         int pair = order[p0 + r];
         rows += pair >= 0;
         int in = stage == 0 ? (pair >= 0 ? pair : first) / topk : p0 + r;
         xs[r] = x + (size_t) in * ldx;
         out_row[r] = pair < 0 ? -1 : stage == 0 ? p0 + r : pair;
     }
-    float acc[GEMV_ROWS] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    dot_rows(xs, rows, w + (size_t) tile_expert[tile] * expert_stride + (size_t) n * K, K, vec != 0, acc);
+    float acc[ROWS];
 #pragma unroll
-    for (int r = 0; r < GEMV_ROWS; r++) {
+    for (int r = 0; r < ROWS; r++) {
+        acc[r] = 0.f;
+    }
+    dot_rows<ROWS>(xs, rows, w + (size_t) tile_expert[tile] * expert_stride + (size_t) n * K, K, vec != 0, acc);
+#pragma unroll
+    for (int r = 0; r < ROWS; r++) {
         float s = warp_sum(acc[r]);
         if ((threadIdx.x & 31) == 0 && out_row[r] >= 0) {
             y[(size_t) out_row[r] * ldy + n] = s;
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16(const float* __restrict__ x, int ldx, const int* __restrict__ order,
+                                                                const int* __restrict__ tile_expert, const int* __restrict__ tile_count,
+                                                                int topk, int stage, const uint16_t* __restrict__ w,
+                                                                long long expert_stride, float* __restrict__ y, int ldy, int N, int K,
+                                                                int vec) {
+    moe_gemv<GEMV_ROWS>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec);
+}
+
+extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16_r16(const float* __restrict__ x, int ldx, const int* __restrict__ order,
+                                                                    const int* __restrict__ tile_expert, const int* __restrict__ tile_count,
+                                                                    int topk, int stage, const uint16_t* __restrict__ w,
+                                                                    long long expert_stride, float* __restrict__ y, int ldy, int N, int K,
+                                                                    int vec) {
+    moe_gemv<16>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec);
 }
 
 // out[t] += sum over slots j (in order) of weights[t][j] * pair_out[t * topk + j]. Grid: T.

@@ -91,6 +91,8 @@ public final class CudaEngine implements Engine {
     private final EngineCounters counters = new EngineCounters();
     private final int maxRows;
     private final String cublasState;
+    /** kimi.cuda.moe-tile=16: prefill groups 16 pairs per expert tile (off until measured on a GPU). */
+    private final boolean moeTile16 = "16".equals(System.getProperty("kimi.cuda.moe-tile", System.getenv("KIMI_CUDA_MOE_TILE")));
     private final DecodeGraphs graphs;
     private final DeviceBatch batch;
     private DeviceBuffer kdaPrefillScratch;
@@ -426,13 +428,14 @@ public final class CudaEngine implements Engine {
         k.moeRoute(rows, s.routerLogits, mw.bias(), e, topk, c.numExpertGroups(), c.topkGroups(), c.renormalize(),
                 c.weightsUseCorrectionBias(), c.routedScalingFactor(), s.expertIds, s.expertWeights);
         int pairs = rows * topk;
-        int maxTiles = maxTiles(rows);
-        k.moeAlign(s.expertIds, pairs, e, s.order, s.tileExpert, s.tileCount, s.expertLoads);
-        k.moeGemv(maxTiles, s.normed, d, s.order, s.tileExpert, s.tileCount, topk, 0, mw.gateUp(), 2L * width * d, s.expertHidden, 2 * width,
-                2 * width, d);                                              // gate|up of each (token, expert)
-        k.swiglu(maxTiles * EngineKernels.GEMV_ROWS, s.expertHidden, 2 * width, s.expertAct, width, width);
-        k.moeGemv(maxTiles, s.expertAct, width, s.order, s.tileExpert, s.tileCount, topk, 1, mw.down(), (long) d * width, s.pairOut, d, d,
-                width);                                                     // down of each pair
+        int tileRows = moeTile16 && rows >= 64 ? 16 : EngineKernels.GEMV_ROWS; // many tokens: expert weights read once per 16 pairs
+        int maxTiles = maxTiles(rows, tileRows);
+        k.moeAlign(s.expertIds, pairs, e, s.order, s.tileExpert, s.tileCount, s.expertLoads, tileRows);
+        k.moeGemv(tileRows, maxTiles, s.normed, d, s.order, s.tileExpert, s.tileCount, topk, 0, mw.gateUp(), 2L * width * d, s.expertHidden,
+                2 * width, 2 * width, d);                                   // gate|up of each (token, expert)
+        k.swiglu(maxTiles * tileRows, s.expertHidden, 2 * width, s.expertAct, width, width);
+        k.moeGemv(tileRows, maxTiles, s.expertAct, width, s.order, s.tileExpert, s.tileCount, topk, 1, mw.down(), (long) d * width, s.pairOut,
+                d, d, width);                                               // down of each pair
         if (mw.shared() != null) {
             mlp(mw.shared(), rows, s.mixed);                                // shared expert
         } else {
@@ -441,10 +444,10 @@ public final class CudaEngine implements Engine {
         k.moeCombine(rows, s.pairOut, s.expertWeights, topk, s.mixed, d);   // + sum of weight * expert output
     }
 
-    /** Tiles of 8 pair positions the MoE grouping can use for {@code rows} tokens. */
-    private int maxTiles(int rows) {
+    /** Tiles of {@code tileRows} pair positions the MoE grouping can use for {@code rows} tokens. */
+    private int maxTiles(int rows, int tileRows) {
         int pairs = rows * cfg.moe().expertsPerToken();
-        return pairs / EngineKernels.GEMV_ROWS + Math.min(pairs, cfg.moe().numExperts());
+        return pairs / tileRows + Math.min(pairs, cfg.moe().numExperts());
     }
 
     /**

@@ -17,7 +17,7 @@ final class EngineKernels {
     private final CudaModule module;
     private final GemvKernel tiled;
     private final GemvKernel.Variant tiledVariant;
-    private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addInto, gemv, moeRoute, moeAlign, moeGemv, moeCombine,
+    private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addInto, gemv, moeRoute, moeAlign, moeGemv, moeGemv16, moeCombine,
             convSilu, kdaPrep, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaAttendCombine, mlaValue;
 
     EngineKernels(CudaDevice device, CudaModule module) {
@@ -42,6 +42,7 @@ final class EngineKernels {
         moeRoute = fn("moe_route");
         moeAlign = fn("moe_align");
         moeGemv = fn("moe_gemv_bf16");
+        moeGemv16 = fn("moe_gemv_bf16_r16");
         moeCombine = fn("moe_combine");
         convSilu = fn("kda_conv_silu");
         kdaPrep = fn("kda_prep");
@@ -100,15 +101,16 @@ final class EngineKernels {
                 renormalize ? 1 : 0, biasedWeights ? 1 : 0, scaling, ids, weights);
     }
 
+    /** Pairs grouped by expert into tiles of {@code tileRows} (8 or 16) positions. */
     void moeAlign(DeviceBuffer ids, int pairs, int experts, DeviceBuffer order, DeviceBuffer tileExpert, DeviceBuffer tileCount,
-                  DeviceBuffer loads) {
-        launch(moeAlign, 1, 1, 1, 1024, 8 * experts, ids, pairs, experts, order, tileExpert, tileCount, loads);
+                  DeviceBuffer loads, int tileRows) {
+        launch(moeAlign, 1, 1, 1, 1024, 8 * experts, ids, pairs, experts, order, tileExpert, tileCount, loads, tileRows);
     }
 
     /** Stage 0: gate/up of each pair's token into row p; stage 1: down of row p into the pair's row. */
-    void moeGemv(int maxTiles, DeviceBuffer x, int ldx, DeviceBuffer order, DeviceBuffer tileExpert, DeviceBuffer tileCount, int topk,
-                 int stage, DeviceBuffer w, long expertStride, DeviceBuffer y, int ldy, int n, int k) {
-        launch(moeGemv, (n + 7) / 8, maxTiles, 1, 256, 0, x, ldx, order, tileExpert, tileCount, topk, stage, w, expertStride, y, ldy, n, k,
+    void moeGemv(int tileRows, int maxTiles, DeviceBuffer x, int ldx, DeviceBuffer order, DeviceBuffer tileExpert, DeviceBuffer tileCount,
+                 int topk, int stage, DeviceBuffer w, long expertStride, DeviceBuffer y, int ldy, int n, int k) {
+        launch(tileRows == 16 ? moeGemv16 : moeGemv, (n + 7) / 8, maxTiles, 1, 256, 0, x, ldx, order, tileExpert, tileCount, topk, stage, w, expertStride, y, ldy, n, k,
                 vec(x, ldx, k) ? 1 : 0);
     }
 

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# On the GPU machine (through the device tool, carry .device): A/B runs of the cuda engine's optional paths on the
+# kimi-linear-48b --layers 8 model (made into /dev/shm first, ~60 s), one JSON line per run with the setting in front.
+#   PART=decode  bash model-cuda/device-ab.sh   decode b1 for each gemv tiling and the tiled MLA attention
+#   PART=prefill bash model-cuda/device-ab.sh   512-token prefill with 8- and 16-pair expert tiles, the tiled MLA
+#   PART=long    bash model-cuda/device-ab.sh   a 16K-token prompt and decode after it, with and without the tiled MLA
+set -uo pipefail
+out="${OUT:-/tmp/out}"
+mkdir -p "$out"
+[[ -d /tmp/jre ]] || tar xzf .device/jre.tgz -C /tmp
+java=(/tmp/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=/tmp -Xss4m -cp '.device/lib/*')
+model=/dev/shm/m48-8
+if [[ ! -f $model/config.json ]]; then
+  "${java[@]}" dev.kimiserve.cli.KimiCli make-model --preset kimi-linear-48b --layers 8 --out "$model" 2>&1 | tail -1
+fi
+bench() {   # bench LABEL ENV... -- ARGS...
+  local label="$1"; shift
+  local envs=()
+  while [[ "$1" != "--" ]]; do envs+=("$1"); shift; done
+  shift
+  env "${envs[@]}" "${java[@]}" dev.kimiserve.cli.KimiCli bench --backend cuda --model "$model" "$@" 2>/dev/null \
+    | grep '"mode"' | grep -v read_bandwidth | sed "s/^/$label /" | tee -a "$out/ab.txt"
+}
+case "${PART:-decode}" in
+  decode)
+    for g in warp c1w1 c2w1 c4w1 c1w2 c1w4 c2w2 c2w4; do
+      bench "gemv=$g" KIMI_CUDA_GEMV=$g -- --mode decode --batch 1 --prompt-tokens 512 --decode-tokens 32 --repeat 3 --read-bandwidth
+    done
+    bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode decode --batch 1 --prompt-tokens 512 --decode-tokens 32 --repeat 3 --read-bandwidth
+    ;;
+  prefill)
+    bench "moe-tile=8" KIMI_CUDA_MOE_TILE=8 -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
+    bench "moe-tile=16" KIMI_CUDA_MOE_TILE=16 -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
+    bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
+    ;;
+  long)
+    bench "rows-mla" KIMI_CUDA_TILED_MLA=0 -- --mode both --batch 1 --prompt-tokens 16384 --decode-tokens 16 --repeat 1
+    bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode both --batch 1 --prompt-tokens 16384 --decode-tokens 16 --repeat 1
+    ;;
+esac

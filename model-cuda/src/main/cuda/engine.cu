@@ -45,35 +45,31 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// Sum of v over the block (blockDim a multiple of 32, at most 1024), the same value in every thread, fixed order.
-__device__ float block_sum(float v) {
-    __shared__ float partial[32];
-    v = warp_sum(v);
+// v combined over the block (blockDim a multiple of 32, at most 1024) by sum or max, the same value in every thread,
+// warps combined in a fixed order.
+template <bool MAX>
+__device__ __forceinline__ float block_reduce(float v, float* partial) {
+    v = MAX ? warp_max(v) : warp_sum(v);
     __syncthreads();
     if ((threadIdx.x & 31) == 0) {
         partial[threadIdx.x >> 5] = v;
     }
     __syncthreads();
-    float s = 0.f;
+    float r = MAX ? -INFINITY : 0.f;
     for (int w = 0; w < (int) (blockDim.x >> 5); w++) {
-        s += partial[w];
+        r = MAX ? fmaxf(r, partial[w]) : r + partial[w];
     }
-    return s;
+    return r;
+}
+
+__device__ float block_sum(float v) {
+    __shared__ float partial[32];
+    return block_reduce<false>(v, partial);
 }
 
 __device__ float block_max(float v) {
     __shared__ float partial[32];
-    v = warp_max(v);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) {
-        partial[threadIdx.x >> 5] = v;
-    }
-    __syncthreads();
-    float m = -INFINITY;
-    for (int w = 0; w < (int) (blockDim.x >> 5); w++) {
-        m = fmaxf(m, partial[w]);
-    }
-    return m;
+    return block_reduce<true>(v, partial);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

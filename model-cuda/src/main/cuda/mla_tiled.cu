@@ -18,14 +18,29 @@
 #define KT 32
 #define MAX_DIMS_PER_THREAD 64                               // L <= 1024: thread (query, sub) owns d = sub + 16 i
 
+// qs[q] = the W values at first + q * stride for q < nq, zeros for the rest of the 16 (rows of W + 1 floats).
+__device__ __forceinline__ void load_queries(float* qs, const float* __restrict__ first, size_t stride, int nq, int W) {
+    for (int i = threadIdx.x; i < QT * W; i += blockDim.x) {
+        const int q = i / W;
+        const int d = i - q * W;
+        qs[q * (W + 1) + d] = q < nq ? first[q * stride + d] : 0.f;
+    }
+}
+
 // The 16 queries in qs (rows of W + 1) attend over positions [lo, hi); query qi sees positions <= limit (its own).
-// acc / m / l: this thread's share of its query's running output, running max and weight sum.
+// acc / m / l: set to this thread's share of its query's unnormalised output, its max score and its weight sum.
 __device__ __forceinline__ void attend_tiles(const float* qs, float* ks, float* ps, const float* __restrict__ cache,
                                              const int* __restrict__ pages, int lo, int hi, int limit, float scale, int L, int W,
                                              float* acc, float& m, float& l) {
     const int wp = W + 1;
     const int qi = threadIdx.x >> 4;
     const int sub = threadIdx.x & 15;
+#pragma unroll
+    for (int i = 0; i < MAX_DIMS_PER_THREAD; i++) {
+        acc[i] = 0.f;
+    }
+    m = -INFINITY;
+    l = 0.f;
     for (int base = lo; base < hi; base += KT) {
         __syncthreads();                                     // the previous tile is consumed (and the queries loaded)
         for (int i = threadIdx.x; i < KT * W; i += blockDim.x) {
@@ -103,20 +118,11 @@ extern "C" __global__ void __launch_bounds__(256) mla_prefill_attend(const float
     const int h = blockIdx.y;
     const int t0 = blockIdx.x * QT;
     const int nq = min(QT, rows - t0);
-    for (int i = threadIdx.x; i < QT * W; i += blockDim.x) {
-        const int q = i / W;
-        const int d = i - q * W;
-        qs[q * wp + d] = q < nq ? qabs[((size_t) (t0 + q) * H + h) * W + d] : 0.f;
-    }
+    load_queries(qs, qabs + ((size_t) t0 * H + h) * W, (size_t) H * W, nq, W);
     const int qi = threadIdx.x >> 4;
     const int sub = threadIdx.x & 15;
     float acc[MAX_DIMS_PER_THREAD];
-#pragma unroll
-    for (int i = 0; i < MAX_DIMS_PER_THREAD; i++) {
-        acc[i] = 0.f;
-    }
-    float m = -INFINITY;
-    float l = 0.f;
+    float m, l;
     attend_tiles(qs, ks, ps, cache, pages, 0, tok_pos[t0 + nq - 1] + 1, qi < nq ? tok_pos[t0 + qi] : -1, scale, L, W, acc, m, l);
     if (qi < nq) {
         float* out = z + ((size_t) (t0 + qi) * H + h) * L;
@@ -153,20 +159,11 @@ extern "C" __global__ void __launch_bounds__(256) mla_decode_attend(const float*
     const int chunk = (len + slices - 1) / slices;
     const int lo = blockIdx.z * chunk;
     const int hi = min(len, lo + chunk);
-    for (int i = threadIdx.x; i < QT * W; i += blockDim.x) {
-        const int q = i / W;
-        const int d = i - q * W;
-        qs[q * wp + d] = q < nq ? qabs[((size_t) t * H + h0 + q) * W + d] : 0.f;
-    }
+    load_queries(qs, qabs + ((size_t) t * H + h0) * W, W, nq, W);
     const int qi = threadIdx.x >> 4;
     const int sub = threadIdx.x & 15;
     float acc[MAX_DIMS_PER_THREAD];
-#pragma unroll
-    for (int i = 0; i < MAX_DIMS_PER_THREAD; i++) {
-        acc[i] = 0.f;
-    }
-    float m = -INFINITY;
-    float l = 0.f;
+    float m, l;
     attend_tiles(qs, ks, ps, cache, page_table + (size_t) tok_seg[t] * max_pages, lo, hi, qi < nq ? hi - 1 : -1, scale, L, W, acc, m, l);
     if (qi < nq) {
         const size_t slot = ((size_t) t * H + h0 + qi) * splits + blockIdx.z;

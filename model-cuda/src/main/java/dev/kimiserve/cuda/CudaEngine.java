@@ -96,6 +96,8 @@ public final class CudaEngine implements Engine {
     private final DecodeGraphs graphs;
     private final DeviceBatch batch;
     private DeviceBuffer kdaPrefillScratch;
+    private KdaPrefillKernel.Plan kdaPlan;
+    private int[] kdaPlanCounts;
     private long expertLoadsReported;
 
     /** On GPU 0 (opened here and closed with the engine), options from system properties / environment. */
@@ -237,8 +239,7 @@ public final class CudaEngine implements Engine {
                 int[] ones = new int[n];
                 Arrays.fill(ones, 1);
                 forward(Arrays.copyOfRange(tokens, from, from + n), Arrays.copyOfRange(seqs, from, from + n), ones, true, ForwardObserver.NONE);
-                int offset = from * cfg.vocabSize();
-                k.timed("logits_to_host", () -> s.logits.download(logits, offset, n * cfg.vocabSize()));
+                logitsToHost(n, logits, from * cfg.vocabSize());
             }
         }
     }
@@ -266,6 +267,11 @@ public final class CudaEngine implements Engine {
     private void head(int row, int n, float[] out, int offset) {
         int d = cfg.hiddenSize();
         project(view(s.normed, row * d), d, w.lmHead, s.logits, n);
+        logitsToHost(n, out, offset);
+    }
+
+    /** The first {@code n} rows of {@code s.logits} into {@code out[offset ..]} (waits for the stream). */
+    private void logitsToHost(int n, float[] out, int offset) {
         k.timed("logits_to_host", () -> s.logits.download(out, offset, n * cfg.vocabSize()));
     }
 
@@ -307,40 +313,49 @@ public final class CudaEngine implements Engine {
         k.embedRows(rows, w.embed.data(), b.ids(), s.h, d);
         observe(observer, 0, s.h, rows);
         KdaPrefillKernel.Plan plan = cfg.kda() != null && cfg.kda().headDim() == KdaPrefillKernel.HEAD_DIM && !allDecode
-                ? new KdaPrefillKernel.Plan(device, b.counts()) : null;
-        try {
-            for (int l = 0; l < cfg.numLayers(); l++) {
-                DeviceWeights.Layer lw = w.layers[l];
-                k.addRmsNorm(rows, s.h, d, l == 0 ? null : s.mixed, lw.inputNorm(), s.normed, d, d, cfg.rmsNormEps()); // (residual +) input_layernorm
-                if (l > 0) {
-                    observe(observer, l, s.h, rows);                                                                    // output of layer l-1
-                }
-                if (lw.kda() != null) {
-                    kda(l, lw.kda(), rows, segs, b, allDecode, plan);                                                // KDA mixer
-                } else {
-                    mla(l, lw.mla(), rows, b);                                                                          // MLA mixer
-                }
-                k.addRmsNorm(rows, s.h, d, s.mixed, lw.postNorm(), s.normed, d, d, cfg.rmsNormEps());                // residual + post_attention_layernorm
-                if (lw.dense() != null) {
-                    mlp(lw.dense(), rows, s.mixed);                                                                     // dense MLP
-                } else {
-                    moe(lw.moe(), rows);                                                                                // MoE
-                }
+                ? kdaPlan(b.counts()) : null;
+        for (int l = 0; l < cfg.numLayers(); l++) {
+            DeviceWeights.Layer lw = w.layers[l];
+            k.addRmsNorm(rows, s.h, d, l == 0 ? null : s.mixed, lw.inputNorm(), s.normed, d, d, cfg.rmsNormEps()); // (residual +) input_layernorm
+            if (l > 0) {
+                observe(observer, l, s.h, rows);                                                                    // output of layer l-1
             }
-            k.addRmsNorm(rows, s.h, d, s.mixed, w.finalNorm, s.normed, d, d, cfg.rmsNormEps());                       // residual + model.norm
-            observe(observer, cfg.numLayers(), s.h, rows);
-            if (observer != ForwardObserver.NONE) {
-                observer.finalNorm(toHost(s.normed, rows * d), rows, d);
+            if (lw.kda() != null) {
+                kda(l, lw.kda(), rows, segs, b, allDecode, plan);                                                // KDA mixer
+            } else {
+                mla(l, lw.mla(), rows, b);                                                                          // MLA mixer
             }
-            if (decodeHead) {
-                project(s.normed, d, w.lmHead, s.logits, rows);                                                         // lm_head
-            }
-        } finally {
-            if (plan != null) {
-                device.synchronize();
-                plan.close();
+            k.addRmsNorm(rows, s.h, d, s.mixed, lw.postNorm(), s.normed, d, d, cfg.rmsNormEps());                // residual + post_attention_layernorm
+            if (lw.dense() != null) {
+                mlp(lw.dense(), rows, s.mixed);                                                                     // dense MLP
+            } else {
+                moe(lw.moe(), rows);                                                                                // MoE
             }
         }
+        k.addRmsNorm(rows, s.h, d, s.mixed, w.finalNorm, s.normed, d, d, cfg.rmsNormEps());                       // residual + model.norm
+        observe(observer, cfg.numLayers(), s.h, rows);
+        if (observer != ForwardObserver.NONE) {
+            observer.finalNorm(toHost(s.normed, rows * d), rows, d);
+        }
+        if (decodeHead) {
+            project(s.normed, d, w.lmHead, s.logits, rows);                                                         // lm_head
+        }
+    }
+
+    /**
+     * The chunk bookkeeping of kda_prefill for these sequence lengths: kept from the previous prefill when the lengths
+     * are the same (every full chunk of a long prompt), so the steady state allocates and waits for nothing.
+     */
+    private KdaPrefillKernel.Plan kdaPlan(int[] counts) {
+        if (kdaPlan == null || !Arrays.equals(kdaPlanCounts, counts)) {
+            if (kdaPlan != null) {
+                device.synchronize();                                      // the old plan may still be read
+                kdaPlan.close();
+            }
+            kdaPlan = new KdaPrefillKernel.Plan(device, counts);
+            kdaPlanCounts = counts.clone();
+        }
+        return kdaPlan;
     }
 
     private void kda(int layer, DeviceWeights.Kda kw, int rows, int segs, DeviceBatch.View b, boolean allDecode, KdaPrefillKernel.Plan plan) {
@@ -489,6 +504,9 @@ public final class CudaEngine implements Engine {
             batch.close();
             if (kdaPrefillScratch != null) {
                 kdaPrefillScratch.close();
+            }
+            if (kdaPlan != null) {
+                kdaPlan.close();
             }
             if (cublas != null) {
                 cublas.close();

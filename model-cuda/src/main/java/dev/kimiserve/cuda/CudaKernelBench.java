@@ -201,19 +201,19 @@ public final class CudaKernelBench implements AutoCloseable {
 
     /** The copy ceiling in bytes per second (read plus written), measured as {@link #copyCeiling} does, printing nothing. */
     public double copyBytesPerSecond(long bytes) {
-        try (DeviceBuffer a = DeviceBuffer.allocate(device, bytes); DeviceBuffer b = DeviceBuffer.allocate(device, bytes)) {
-            a.fill(1f);
-            double us = time(() -> cuMemcpyDtoDAsync(b.pointer(), a.pointer(), bytes, device.stream()));
-            return 2.0 * bytes / (us * 1e-6);
-        }
+        return 2.0 * bytes / (copyMicros(bytes) * 1e-6);
     }
 
     /** Device-to-device copy of {@code bytes}: the bandwidth ceiling (bytes read plus bytes written). */
     public void copyCeiling(long bytes) {
+        emit("copy_d2d", String.format(Locale.ROOT, "\"bytes\":%d", bytes), copyMicros(bytes), 2.0 * bytes, 0);
+    }
+
+    /** Median microseconds of a device-to-device copy of {@code bytes}. */
+    private double copyMicros(long bytes) {
         try (DeviceBuffer a = DeviceBuffer.allocate(device, bytes); DeviceBuffer b = DeviceBuffer.allocate(device, bytes)) {
             a.fill(1f);
-            double us = time(() -> cuMemcpyDtoDAsync(b.pointer(), a.pointer(), bytes, device.stream()));
-            emit("copy_d2d", String.format(Locale.ROOT, "\"bytes\":%d", bytes), us, 2.0 * bytes, 0);
+            return time(() -> cuMemcpyDtoDAsync(b.pointer(), a.pointer(), bytes, device.stream()));
         }
     }
 

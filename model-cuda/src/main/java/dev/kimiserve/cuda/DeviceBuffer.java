@@ -47,18 +47,14 @@ public final class DeviceBuffer implements AutoCloseable {
 
     public static DeviceBuffer of(CudaDevice device, int[] values) {
         DeviceBuffer b = allocate(device, 4L * values.length);
-        device.makeCurrent();
-        cuMemcpyHtoDAsync(b.pointer, Pointer.to(values), 4L * values.length, device.stream());
-        device.synchronize();
+        b.upload(values, values.length);
         return b;
     }
 
     /** bf16 (or any 16-bit) values. */
     public static DeviceBuffer of(CudaDevice device, short[] values) {
         DeviceBuffer b = allocate(device, 2L * values.length);
-        device.makeCurrent();
-        cuMemcpyHtoDAsync(b.pointer, Pointer.to(values), 2L * values.length, device.stream());
-        device.synchronize();
+        b.upload(values, values.length);
         return b;
     }
 

@@ -167,9 +167,9 @@ final class EngineKernels {
         launch(mlaValue, rows, heads, (vHead + 7) / 8, 256, 0, z, kvB, y, heads, nope, vHead, lora);
     }
 
-    /** 16-byte loads apply: K a multiple of 8, rows 16-byte aligned. */
+    /** 16-byte loads apply: K a multiple of 8, rows 16-byte aligned (the condition of the gemv.cu tilings too). */
     private static boolean vec(DeviceBuffer x, int ldx, int k) {
-        return k % 8 == 0 && ldx % 4 == 0 && Native.address(x.pointer()) % 16 == 0;
+        return GemvKernel.applies(x, ldx, k);
     }
 
     /** Per kernel: launches and wall nanoseconds (launch to finish), when profiling. */

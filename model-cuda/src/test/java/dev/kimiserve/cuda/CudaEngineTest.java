@@ -19,6 +19,7 @@ import dev.kimiserve.core.model.Engine;
 import dev.kimiserve.core.model.LoadedModel;
 import dev.kimiserve.core.sampling.Sampler;
 import dev.kimiserve.core.state.SequenceState;
+import dev.kimiserve.core.testing.TestModels;
 import dev.kimiserve.core.testing.TinyA;
 import dev.kimiserve.core.tools.RandomCheckpoint;
 import java.nio.file.Path;
@@ -112,14 +113,6 @@ class CudaEngineTest extends GpuTest {
         return first - second;
     }
 
-    static KimiLinearConfig awkward() {
-        return new KimiLinearConfig(300, 96, 5,
-                List.of(LayerKind.KDA, LayerKind.MLA, LayerKind.KDA, LayerKind.KDA, LayerKind.MLA),
-                List.of(MlpKind.DENSE, MlpKind.MOE, MlpKind.MOE, MlpKind.DENSE, MlpKind.MOE), 136, 1e-5f,
-                new KdaConfig(3, 40, 4), new MlaConfig(3, 24, 8, 20, 48, 40, 1e-6f),
-                new MoeConfig(8, 3, 56, 1, 4, 2, true, 2.0f, false), false, 1, List.of(2), 0, 1_048_576L);
-    }
-
     /** KDA heads of 128 (the tuned kernels' size), MLA without q LoRA as in the 48B model. */
     static KimiLinearConfig wideHeads() {
         return new KimiLinearConfig(500, 256, 4,
@@ -132,7 +125,7 @@ class CudaEngineTest extends GpuTest {
     @ParameterizedTest(name = "{0}: prefill and batched decode match the cpu backend")
     @ValueSource(strings = {"awkward", "wideHeads"})
     void matchesCpuBackend(String shape) throws Exception {
-        KimiLinearConfig cfg = shape.equals("awkward") ? awkward() : wideHeads();
+        KimiLinearConfig cfg = shape.equals("awkward") ? TestModels.awkward() : wideHeads();
         RandomCheckpoint.write(cfg, dir, 11, Long.MAX_VALUE, null);
         try (LoadedModel m = LoadedModel.open(dir); CpuEngine cpu = new CpuEngine(m.weights(), 2, 64);
              CudaEngine cuda = new CudaEngine(m.weights(), device, EXACT)) {
@@ -206,7 +199,7 @@ class CudaEngineTest extends GpuTest {
 
     @Test
     void statesSurviveHostReadsAndEviction() throws Exception {
-        RandomCheckpoint.write(awkward(), dir, 3, Long.MAX_VALUE, null);
+        RandomCheckpoint.write(TestModels.awkward(), dir, 3, Long.MAX_VALUE, null);
         try (LoadedModel m = LoadedModel.open(dir);
              CudaEngine roomy = new CudaEngine(m.weights(), device, EXACT);
              CudaEngine tight = new CudaEngine(m.weights(), device, new CudaEngine.Options(2, 4096, 64, 0, false, false, false))) {

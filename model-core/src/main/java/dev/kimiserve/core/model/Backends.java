@@ -50,7 +50,7 @@ public final class Backends {
         Engine engine = switch (name) {
             case "auto" -> {
                 EngineProvider cuda = provider("cuda");
-                String refused = cuda == null ? "no CUDA backend on the class path (module model-cuda)" : cuda.unavailableReason();
+                String refused = cudaRefusal(cuda);
                 if (refused == null) {
                     LOG.log(Level.INFO, "backend: cuda");
                     yield cuda.create(weights);
@@ -63,10 +63,7 @@ public final class Backends {
             case "reference" -> new ReferenceEngine(weights);
             case "cuda" -> {
                 EngineProvider cuda = provider("cuda");
-                if (cuda == null) {
-                    throw new IllegalArgumentException("backend 'cuda' is not available: no CUDA backend on the class path (module model-cuda)");
-                }
-                String refused = cuda.unavailableReason();
+                String refused = cudaRefusal(cuda);
                 if (refused != null) {
                     throw new IllegalArgumentException("backend 'cuda' is not available: " + refused);
                 }
@@ -76,6 +73,11 @@ public final class Backends {
         };
         LOG.log(Level.DEBUG, "backend selected: " + engine.backend());
         return engine;
+    }
+
+    /** Why the cuda backend cannot run here (null: it can). */
+    private static String cudaRefusal(EngineProvider cuda) {
+        return cuda == null ? "no CUDA backend on the class path (module model-cuda)" : cuda.unavailableReason();
     }
 
     /** The packaged backend called {@code name} ({@link EngineProvider} through the ServiceLoader), or null. */

@@ -2,21 +2,15 @@ package dev.kimiserve.core.cpu;
 
 import static dev.kimiserve.core.testing.Assertions2.assertRelRms;
 
-import dev.kimiserve.core.config.KdaConfig;
-import dev.kimiserve.core.config.KimiLinearConfig;
-import dev.kimiserve.core.config.LayerKind;
-import dev.kimiserve.core.config.MlaConfig;
-import dev.kimiserve.core.config.MlpKind;
-import dev.kimiserve.core.config.MoeConfig;
 import dev.kimiserve.core.model.Engine;
 import dev.kimiserve.core.model.LoadedModel;
 import dev.kimiserve.core.reference.ReferenceEngine;
 import dev.kimiserve.core.state.SequenceState;
+import dev.kimiserve.core.testing.TestModels;
 import dev.kimiserve.core.tools.RandomCheckpoint;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.List;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -30,17 +24,9 @@ class CpuVsReferenceModelTest {
     @TempDir
     Path dir;
 
-    static KimiLinearConfig awkward() {
-        return new KimiLinearConfig(300, 96, 5,
-                List.of(LayerKind.KDA, LayerKind.MLA, LayerKind.KDA, LayerKind.KDA, LayerKind.MLA),
-                List.of(MlpKind.DENSE, MlpKind.MOE, MlpKind.MOE, MlpKind.DENSE, MlpKind.MOE), 136, 1e-5f,
-                new KdaConfig(3, 40, 4), new MlaConfig(3, 24, 8, 20, 48, 40, 1e-6f),
-                new MoeConfig(8, 3, 56, 1, 4, 2, true, 2.0f, false), false, 1, List.of(2), 0, 1_048_576L);
-    }
-
     @Test
     void prefillAndRaggedBatchedDecodeMatchReference() throws IOException {
-        RandomCheckpoint.write(awkward(), dir, 11, Long.MAX_VALUE, null);
+        RandomCheckpoint.write(TestModels.awkward(), dir, 11, Long.MAX_VALUE, null);
         try (LoadedModel m = LoadedModel.open(dir); CpuEngine cpu = new CpuEngine(m.weights(), 3, 64)) {
             ReferenceEngine ref = new ReferenceEngine(m.weights());
             int vocab = m.config().vocabSize();

@@ -107,6 +107,14 @@ public final class KafkaSupport {
 
     public static final Duration POLL = Duration.ofMillis(100);
 
+    /** A runtime's shutdown: its polling threads as {@link #stopThreads} (3 s), then its producer (2 s; may be null). */
+    public static void stop(java.util.List<Thread> threads, org.apache.kafka.clients.producer.Producer<?, ?> producer) {
+        stopThreads(threads, Duration.ofSeconds(3));
+        if (producer != null) {
+            producer.close(Duration.ofSeconds(2));
+        }
+    }
+
     /**
      * Stops a service's loop threads after its closed flag is set: each gets the grace period to see the flag and close
      * its consumer itself (an interrupt inside poll or close makes the Kafka client log errors and skip its cleanup);

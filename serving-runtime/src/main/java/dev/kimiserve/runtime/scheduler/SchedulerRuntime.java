@@ -310,9 +310,6 @@ public final class SchedulerRuntime implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
-        KafkaSupport.stopThreads(threads, java.time.Duration.ofSeconds(3));
-        if (producer != null) {
-            producer.close(java.time.Duration.ofSeconds(2));
-        }
+        KafkaSupport.stop(threads, producer);
     }
 }

@@ -470,8 +470,6 @@ public final class WorkerRuntime implements AutoCloseable {
         producer.send(new ProducerRecord<>(topic, p, key, Codec.write(message)));
     }
 
-
-
     @Override
     public void close() {
         closed = true;

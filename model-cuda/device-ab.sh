@@ -2,7 +2,7 @@
 # On the GPU machine (through the device tool, carry .device): A/B runs of the cuda engine's optional paths on the
 # kimi-linear-48b --layers 8 model (made into /dev/shm first, ~60 s), one JSON line per run with the setting in front.
 #   PART=decode  bash model-cuda/device-ab.sh   decode b1 for each gemv tiling and the tiled MLA attention
-#   PART=prefill bash model-cuda/device-ab.sh   512-token prefill with 8- and 16-pair expert tiles, the tiled MLA
+#   PART=prefill bash model-cuda/device-ab.sh   512-token prefill, default and with the tiled MLA
 #   PART=long    bash model-cuda/device-ab.sh   a 16K-token prompt and decode after it, with and without the tiled MLA
 set -uo pipefail
 out="${OUT:-/tmp/out}"
@@ -19,7 +19,7 @@ bench() {   # bench LABEL ENV... -- ARGS...
   while [[ "$1" != "--" ]]; do envs+=("$1"); shift; done
   shift
   env "${envs[@]}" "${java[@]}" dev.kimiserve.cli.KimiCli bench --backend cuda --model "$model" "$@" 2>/dev/null \
-    | grep '"mode"' | grep -v read_bandwidth | sed "s/^/$label /" | tee -a "$out/ab.txt"
+    | grep '"mode"' | grep -v '"mode":"read_bandwidth"' | sed "s/^/$label /" | tee -a "$out/ab.txt"
 }
 case "${PART:-decode}" in
   decode)
@@ -29,8 +29,7 @@ case "${PART:-decode}" in
     bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode decode --batch 1 --prompt-tokens 512 --decode-tokens 32 --repeat 3 --read-bandwidth
     ;;
   prefill)
-    bench "moe-tile=8" KIMI_CUDA_MOE_TILE=8 -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
-    bench "moe-tile=16" KIMI_CUDA_MOE_TILE=16 -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
+    bench "default" -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
     bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
     ;;
   long)

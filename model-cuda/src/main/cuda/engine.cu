@@ -87,33 +87,68 @@ extern "C" __global__ void embed_rows(const uint16_t* __restrict__ table, const 
 }
 
 // h[r] += delta[r] (when delta is not null), then y[r] = w * h[r] / sqrt(mean(h[r]^2) + eps). Rows have stride ldh / ldy,
-// h may be y (in-place norm). Grid: rows.
+// h may be y (in-place norm). A thread keeps its first NORM_HELD values in registers, so the second pass issues its loads
+// without waiting on the stores of the first (h and y may alias). Grid: rows; blockDim any multiple of 32 (1024 used).
+#define NORM_HELD 4
 extern "C" __global__ void add_rms_norm(float* h, int ldh, const float* __restrict__ delta, const float* __restrict__ w,
                                         float* y, int ldy, int dim, float eps) {
     float* x = h + (size_t) blockIdx.x * ldh;
     float* out = y + (size_t) blockIdx.x * ldy;
+    float held[NORM_HELD];
     float ss = 0.f;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+#pragma unroll
+    for (int j = 0; j < NORM_HELD; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        float v = 0.f;
+        if (i < dim) {
+            v = x[i];
+            if (delta != nullptr) {
+                v += delta[(size_t) blockIdx.x * dim + i];
+            }
+        }
+        held[j] = v;
+    }
+    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < dim; i += blockDim.x) {   // dims past the held ones
         float v = x[i];
         if (delta != nullptr) {
             v += delta[(size_t) blockIdx.x * dim + i];
             x[i] = v;
         }
+    }
+#pragma unroll
+    for (int j = 0; j < NORM_HELD; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        if (i < dim) {
+            if (delta != nullptr) {
+                x[i] = held[j];
+            }
+            ss += held[j] * held[j];
+        }
+    }
+    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < dim; i += blockDim.x) {
+        const float v = x[i];
         ss += v * v;
     }
-    float inv = (float) (1.0 / sqrt((double) block_sum(ss) / dim + (double) eps));
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float inv = (float) (1.0 / sqrt((double) block_sum(ss) / dim + (double) eps));
+#pragma unroll
+    for (int j = 0; j < NORM_HELD; j++) {
+        const int i = threadIdx.x + j * blockDim.x;
+        if (i < dim) {
+            out[i] = w[i] * (held[j] * inv);
+        }
+    }
+    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < dim; i += blockDim.x) {
         out[i] = w[i] * (x[i] * inv);
     }
 }
 
-// out[r][i] = silu(gu[r][i]) * gu[r][width + i]. Grid: rows.
+// out[r][i] = silu(gu[r][i]) * gu[r][width + i]. Grid (rows, ceil(width / blockDim)).
 extern "C" __global__ void swiglu(const float* __restrict__ gu, int ldg, float* __restrict__ out, int ldo, int width) {
-    const float* g = gu + (size_t) blockIdx.x * ldg;
-    float* y = out + (size_t) blockIdx.x * ldo;
-    for (int i = threadIdx.x; i < width; i += blockDim.x) {
-        float a = g[i];
-        y[i] = a * sigmoidf_exact(a) * g[width + i];
+    const int i = blockIdx.y * blockDim.x + threadIdx.x;
+    if (i < width) {
+        const float* g = gu + (size_t) blockIdx.x * ldg;
+        const float a = g[i];
+        out[(size_t) blockIdx.x * ldo + i] = a * sigmoidf_exact(a) * g[width + i];
     }
 }
 
@@ -333,9 +368,38 @@ extern "C" __global__ void moe_route(const float* __restrict__ logits, const flo
     }
 }
 
+// Exclusive prefix sum of v over the block (blockDim a multiple of 32, at most 1024); *total gets the sum.
+__device__ __forceinline__ int block_exclusive_scan(int v, int* total) {
+    __shared__ int warp_total[32];
+    const int lane = threadIdx.x & 31;
+    const int warp = threadIdx.x >> 5;
+    int inclusive = v;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const int up = __shfl_up_sync(FULL, inclusive, o);
+        if (lane >= o) {
+            inclusive += up;
+        }
+    }
+    if (lane == 31) {
+        warp_total[warp] = inclusive;
+    }
+    __syncthreads();
+    int before = 0;
+    int sum = 0;
+    for (int w = 0; w < (int) (blockDim.x >> 5); w++) {
+        before += w < warp ? warp_total[w] : 0;
+        sum += warp_total[w];
+    }
+    *total = sum;
+    __syncthreads();
+    return before + inclusive - v;
+}
+
 // Groups the T*topk (token, slot) pairs by expert: each expert's pairs fill whole tiles of tile_rows positions (padding -1),
 // order[position] = pair index, tile_expert[tile] = expert, *tile_count = tiles used; *loads grows by the number of
-// distinct experts (for the engine's counters). One block; shared: 2 * E ints.
+// distinct experts (for the engine's counters). Experts are laid out in index order; thread i owns experts
+// [i * per, (i + 1) * per) and a block-wide scan places their tiles. One block; shared: 2 * E ints.
 extern "C" __global__ void moe_align(const int* __restrict__ ids, int pairs, int E, int* __restrict__ order,
                                      int* __restrict__ tile_expert, int* __restrict__ tile_count,
                                      unsigned long long* __restrict__ loads, int tile_rows) {
@@ -350,26 +414,30 @@ extern "C" __global__ void moe_align(const int* __restrict__ ids, int pairs, int
         atomicAdd(&count[ids[p]], 1);
     }
     __syncthreads();
-    __shared__ int used;
-    if (threadIdx.x == 0) {
-        int position = 0;
-        int tiles = 0;
-        int distinct = 0;
-        for (int e = 0; e < E; e++) {
-            cursor[e] = position;
-            distinct += count[e] > 0;
-            int n = (count[e] + tile_rows - 1) / tile_rows;
-            for (int j = 0; j < n; j++) {
-                tile_expert[tiles++] = e;
-            }
-            position += n * tile_rows;
-        }
-        *tile_count = tiles;
-        *loads += distinct;
-        used = position;
+    const int per = (E + blockDim.x - 1) / blockDim.x;
+    const int e0 = min(E, (int) threadIdx.x * per);
+    const int e1 = min(E, e0 + per);
+    int mine = 0;
+    int distinct = 0;
+    for (int e = e0; e < e1; e++) {
+        mine += (count[e] + tile_rows - 1) / tile_rows;
+        distinct += count[e] > 0;
     }
-    __syncthreads();
-    for (int i = threadIdx.x; i < used; i += blockDim.x) {
+    int tiles = 0;
+    int tile = block_exclusive_scan(mine, &tiles);
+    for (int e = e0; e < e1; e++) {
+        cursor[e] = tile * tile_rows;
+        for (int n = (count[e] + tile_rows - 1) / tile_rows; n > 0; n--) {
+            tile_expert[tile++] = e;
+        }
+    }
+    int all_distinct = 0;
+    block_exclusive_scan(distinct, &all_distinct);
+    if (threadIdx.x == 0) {
+        *tile_count = tiles;
+        *loads += all_distinct;
+    }
+    for (int i = threadIdx.x; i < tiles * tile_rows; i += blockDim.x) {
         order[i] = -1;
     }
     __syncthreads();
@@ -378,10 +446,53 @@ extern "C" __global__ void moe_align(const int* __restrict__ ids, int pairs, int
     }
 }
 
+// dot_rows for two weight rows at once (w0, w1), both loads in flight before the sums; each (column, row) sum runs in
+// exactly dot_rows' order. vec only.
+template <int ROWS>
+__device__ __forceinline__ void dot_rows_pair(const float* const* xs, int rows, const uint16_t* __restrict__ w0,
+                                              const uint16_t* __restrict__ w1, int K, float* acc0, float* acc1) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll 2
+    for (int k = lane * 8; k < K; k += 256) {
+        const uint4 q0 = __ldg(reinterpret_cast<const uint4*>(w0 + k));
+        const uint4 q1 = __ldg(reinterpret_cast<const uint4*>(w1 + k));
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            if (r < rows) {
+                const float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
+                const float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
+                float s = acc0[r];
+                s = fmaf(a.x, __uint_as_float(q0.x << 16), s);
+                s = fmaf(a.y, __uint_as_float(q0.x & 0xffff0000u), s);
+                s = fmaf(a.z, __uint_as_float(q0.y << 16), s);
+                s = fmaf(a.w, __uint_as_float(q0.y & 0xffff0000u), s);
+                s = fmaf(b.x, __uint_as_float(q0.z << 16), s);
+                s = fmaf(b.y, __uint_as_float(q0.z & 0xffff0000u), s);
+                s = fmaf(b.z, __uint_as_float(q0.w << 16), s);
+                s = fmaf(b.w, __uint_as_float(q0.w & 0xffff0000u), s);
+                acc0[r] = s;
+                s = acc1[r];
+                s = fmaf(a.x, __uint_as_float(q1.x << 16), s);
+                s = fmaf(a.y, __uint_as_float(q1.x & 0xffff0000u), s);
+                s = fmaf(a.z, __uint_as_float(q1.y << 16), s);
+                s = fmaf(a.w, __uint_as_float(q1.y & 0xffff0000u), s);
+                s = fmaf(b.x, __uint_as_float(q1.z << 16), s);
+                s = fmaf(b.y, __uint_as_float(q1.z & 0xffff0000u), s);
+                s = fmaf(b.z, __uint_as_float(q1.w << 16), s);
+                s = fmaf(b.w, __uint_as_float(q1.w & 0xffff0000u), s);
+                acc1[r] = s;
+            }
+        }
+    }
+}
+
+#define MOE_COLUMNS 32                                     // output columns per block: 8 warps x 2 columns x 2 rounds
+
 // One expert projection for the pairs of one tile of ROWS positions: stage 0 (gate/up) reads token order[p] / topk of x
 // and writes row p; stage 1 (down) reads row p and writes row order[p] (the pair). w is [E][N][K] (expert_stride
-// elements). A pair's sums do not depend on ROWS (8 for decode, 16 when many tokens share an expert: weights read once
-// per 16 pairs). Grid (ceil(N/8), max tiles); blocks past *tile_count return at once.
+// elements). A block reads the tile's bookkeeping once and then streams MOE_COLUMNS weight rows, two per warp at a time.
+// A pair's sums do not depend on ROWS: 8, or 1 for a one-token step, whose pairs all have distinct experts (fewer registers).
+// Grid (ceil(N / MOE_COLUMNS), max tiles); blocks past *tile_count return at once.
 template <int ROWS>
 __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, const int* __restrict__ order,
                                          const int* __restrict__ tile_expert, const int* __restrict__ tile_count, int topk, int stage,
@@ -389,10 +500,6 @@ __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, c
                                          int K, int vec) {
     const int tile = blockIdx.y;
     if (tile >= *tile_count) {
-        return;
-    }
-    const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
-    if (n >= N) {
         return;
     }
     const int p0 = tile * ROWS;
@@ -408,17 +515,33 @@ __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, c
         xs[r] = x + (size_t) in * ldx;
         out_row[r] = pair < 0 ? -1 : stage == 0 ? p0 + r : pair;
     }
-    float acc[ROWS];
+    const uint16_t* we = w + (size_t) tile_expert[tile] * expert_stride;
+    const int lane = threadIdx.x & 31;
+    const int end = min(N, (int) (blockIdx.x + 1) * MOE_COLUMNS);
+    for (int n = blockIdx.x * MOE_COLUMNS + (threadIdx.x >> 5) * 2; n < end; n += 16) {
+        const int n1 = min(n + 1, N - 1);                  // past N: read a real row, write nothing
+        float acc0[ROWS], acc1[ROWS];
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) {
-        acc[r] = 0.f;
-    }
-    dot_rows<ROWS>(xs, rows, w + (size_t) tile_expert[tile] * expert_stride + (size_t) n * K, K, vec != 0, acc);
+        for (int r = 0; r < ROWS; r++) {
+            acc0[r] = 0.f;
+            acc1[r] = 0.f;
+        }
+        if (vec) {
+            dot_rows_pair<ROWS>(xs, rows, we + (size_t) n * K, we + (size_t) n1 * K, K, acc0, acc1);
+        } else {
+            dot_rows<ROWS>(xs, rows, we + (size_t) n * K, K, false, acc0);
+            dot_rows<ROWS>(xs, rows, we + (size_t) n1 * K, K, false, acc1);
+        }
 #pragma unroll
-    for (int r = 0; r < ROWS; r++) {
-        float s = warp_sum(acc[r]);
-        if ((threadIdx.x & 31) == 0 && out_row[r] >= 0) {
-            y[(size_t) out_row[r] * ldy + n] = s;
+        for (int r = 0; r < ROWS; r++) {
+            const float s0 = warp_sum(acc0[r]);
+            const float s1 = warp_sum(acc1[r]);
+            if (lane == 0 && out_row[r] >= 0) {
+                y[(size_t) out_row[r] * ldy + n] = s0;
+                if (n + 1 < end) {
+                    y[(size_t) out_row[r] * ldy + n + 1] = s1;
+                }
+            }
         }
     }
 }
@@ -431,19 +554,20 @@ extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16(const float* __r
     moe_gemv<GEMV_ROWS>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec);
 }
 
-extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16_r16(const float* __restrict__ x, int ldx, const int* __restrict__ order,
+extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16_r1(const float* __restrict__ x, int ldx, const int* __restrict__ order,
                                                                     const int* __restrict__ tile_expert, const int* __restrict__ tile_count,
                                                                     int topk, int stage, const uint16_t* __restrict__ w,
                                                                     long long expert_stride, float* __restrict__ y, int ldy, int N, int K,
                                                                     int vec) {
-    moe_gemv<16>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec);
+    moe_gemv<1>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec);
 }
 
-// out[t] += sum over slots j (in order) of weights[t][j] * pair_out[t * topk + j]. Grid: T.
+// out[t] += sum over slots j (in order) of weights[t][j] * pair_out[t * topk + j]. Grid (T, ceil(dim / blockDim)).
 extern "C" __global__ void moe_combine(const float* __restrict__ pair_out, const float* __restrict__ weights, int topk,
                                        float* __restrict__ out, int dim) {
     const int t = blockIdx.x;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    const int i = blockIdx.y * blockDim.x + threadIdx.x;
+    if (i < dim) {
         float s = out[(size_t) t * dim + i];
         for (int j = 0; j < topk; j++) {
             s = fmaf(weights[t * topk + j], pair_out[((size_t) t * topk + j) * dim + i], s);
@@ -703,7 +827,7 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
     const int lane = threadIdx.x & 31;
     for (int base = lo; base < hi; base += ATTEND_THREADS) {
         // scores: each warp takes 32 positions, 8 at a time; its lanes read those rows together (coalesced, 8 streams)
-        for (int jj = 0; jj < 32; jj += 8) {
+        for (int jj = 0; jj < 32 && base + warp * 32 + jj < hi; jj += 8) {   // warp-uniform: no rows past the slice
             const float* c[8];
             float dot[8];
 #pragma unroll
@@ -742,16 +866,38 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
         p[threadIdx.x] = pj;
         rows[threadIdx.x] = row;
         __syncthreads();
+        // values: acc[i] = acc[i] * corr + sum over the tile's positions in order; 4 positions' loads in flight at once
         const int n = min(ATTEND_THREADS, hi - base);
 #pragma unroll
         for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
-            const int d = threadIdx.x + i * ATTEND_THREADS;
-            if (d < L) {
-                float a = acc[i] * corr;
-                for (int jj = 0; jj < n; jj++) {
-                    a = fmaf(p[jj], cache[(size_t) rows[jj] * W + d], a);
+            acc[i] *= corr;
+        }
+        int jj = 0;
+        for (; jj + 4 <= n; jj += 4) {
+            const float* c[4];
+            float pu[4];
+#pragma unroll
+            for (int u = 0; u < 4; u++) {
+                c[u] = cache + (size_t) rows[jj + u] * W;
+                pu[u] = p[jj + u];
+            }
+#pragma unroll
+            for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+                const int d = threadIdx.x + i * ATTEND_THREADS;
+                if (d < L) {
+                    const float v0 = c[0][d], v1 = c[1][d], v2 = c[2][d], v3 = c[3][d];
+                    acc[i] = fmaf(pu[3], v3, fmaf(pu[2], v2, fmaf(pu[1], v1, fmaf(pu[0], v0, acc[i]))));
                 }
-                acc[i] = a;
+            }
+        }
+        for (; jj < n; jj++) {
+            const float* c = cache + (size_t) rows[jj] * W;
+#pragma unroll
+            for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+                const int d = threadIdx.x + i * ATTEND_THREADS;
+                if (d < L) {
+                    acc[i] = fmaf(p[jj], c[d], acc[i]);
+                }
             }
         }
         m = mNew;

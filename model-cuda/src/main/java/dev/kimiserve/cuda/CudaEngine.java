@@ -91,8 +91,6 @@ public final class CudaEngine implements Engine {
     private final EngineCounters counters = new EngineCounters();
     private final int maxRows;
     private final String cublasState;
-    /** kimi.cuda.moe-tile=16: prefill groups 16 pairs per expert tile (off until measured on a GPU). */
-    private final boolean moeTile16 = "16".equals(System.getProperty("kimi.cuda.moe-tile", System.getenv("KIMI_CUDA_MOE_TILE")));
     private final DecodeGraphs graphs;
     private final DeviceBatch batch;
     private DeviceBuffer kdaPrefillScratch;
@@ -443,7 +441,7 @@ public final class CudaEngine implements Engine {
         k.moeRoute(rows, s.routerLogits, mw.bias(), e, topk, c.numExpertGroups(), c.topkGroups(), c.renormalize(),
                 c.weightsUseCorrectionBias(), c.routedScalingFactor(), s.expertIds, s.expertWeights);
         int pairs = rows * topk;
-        int tileRows = moeTile16 && rows >= 64 ? 16 : EngineKernels.GEMV_ROWS; // many tokens: expert weights read once per 16 pairs
+        int tileRows = rows == 1 ? 1 : EngineKernels.GEMV_ROWS;          // one token: its pairs have distinct experts
         int maxTiles = maxTiles(rows, tileRows);
         k.moeAlign(s.expertIds, pairs, e, s.order, s.tileExpert, s.tileCount, s.expertLoads, tileRows);
         k.moeGemv(tileRows, maxTiles, s.normed, d, s.order, s.tileExpert, s.tileCount, topk, 0, mw.gateUp(), 2L * width * d, s.expertHidden,

@@ -173,11 +173,11 @@ extern "C" __global__ void to_bf16_split(const float* __restrict__ x, int ldx, u
     }
 }
 
-// y[i] += add[i] for i < n. Grid: ceil(n / 256).
-extern "C" __global__ void add_into(float* __restrict__ y, const float* __restrict__ add, long long n) {
+// y[i] = halves[i] + halves[n + i] for i < n: the two parts of a split-activation product. Grid: ceil(n / 256).
+extern "C" __global__ void add_halves(float* __restrict__ y, const float* __restrict__ halves, long long n) {
     long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
-        y[i] += add[i];
+        y[i] = halves[i] + halves[n + i];
     }
 }
 
@@ -793,7 +793,7 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
                                                                         const int* __restrict__ tok_pos, float scale,
                                                                         float* __restrict__ z, int H, int L, int W, int splits,
                                                                         float* __restrict__ part_z, float* __restrict__ part_ml) {
-    extern __shared__ float qsh[];
+    extern __shared__ __align__(16) float qsh[];
     __shared__ float p[ATTEND_THREADS];
     __shared__ int rows[ATTEND_THREADS];
     const int t = blockIdx.x;
@@ -836,11 +836,27 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
                 c[u] = cache + (size_t) (pages[pos >> 6] * 64 + (pos & 63)) * W;
                 dot[u] = 0.f;
             }
-            for (int i = lane; i < W; i += 32) {
-                const float qi = qsh[i];
+            if ((W & 3) == 0) {                            // 16-byte loads, two steps' loads in flight
+#pragma unroll 2
+                for (int i = 4 * lane; i < W; i += 128) {
+                    const float4 qi = *reinterpret_cast<const float4*>(qsh + i);
+                    float4 cv[8];
 #pragma unroll
-                for (int u = 0; u < 8; u++) {
-                    dot[u] = fmaf(qi, c[u][i], dot[u]);
+                    for (int u = 0; u < 8; u++) {
+                        cv[u] = *reinterpret_cast<const float4*>(c[u] + i);
+                    }
+#pragma unroll
+                    for (int u = 0; u < 8; u++) {
+                        dot[u] = fmaf(qi.w, cv[u].w, fmaf(qi.z, cv[u].z, fmaf(qi.y, cv[u].y, fmaf(qi.x, cv[u].x, dot[u]))));
+                    }
+                }
+            } else {
+                for (int i = lane; i < W; i += 32) {
+                    const float qi = qsh[i];
+#pragma unroll
+                    for (int u = 0; u < 8; u++) {
+                        dot[u] = fmaf(qi, c[u][i], dot[u]);
+                    }
                 }
             }
 #pragma unroll

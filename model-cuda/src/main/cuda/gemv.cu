@@ -127,3 +127,123 @@ GEMV_VARIANT(1, 2)
 GEMV_VARIANT(1, 4)
 GEMV_VARIANT(2, 2)
 GEMV_VARIANT(2, 4)
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tensor-core variant ("tc"): y^T = w · x^T with mma.sync m16n8k16 (bf16 in, fp32 accumulate). The weights are the
+// A operand (16 output columns per block), the activations the B operand (8 rows per n-tile), split into hi = bf16(x)
+// and lo = bf16(x - hi) so that the product keeps fp32 accuracy (the same split as the cuBLASLt path). The weights are
+// read once for up to 8 n-tiles (64 rows). A lane loads 16 contiguous bytes of two weight rows and the matching 8
+// activations, and feeds them to two MMAs as k-slots {2t, 2t+1, 2t+8, 2t+9}: a fixed permutation of k inside each
+// 32-wide chunk, the same for every row. K is split over the 8 warps in whole chunks of 32 (by K only) and the warps'
+// sums meet in shared memory in warp order, so a row's result does not depend on M or on the other rows.
+// Block: 256 threads, 16 output columns; grid (ceil(N / 16), ceil(M / (8 * NT))). Needs K % 8 == 0, 16-byte aligned rows.
+// ---------------------------------------------------------------------------------------------------------------
+
+__device__ __forceinline__ uint32_t pack_bf16(float a, float b) {        // a in the low half (the lower k)
+    const uint32_t ua = __float_as_uint(a), ub = __float_as_uint(b);
+    const uint32_t ra = (ua + 0x7fffu + ((ua >> 16) & 1u)) >> 16;
+    const uint32_t rb = (ub + 0x7fffu + ((ub >> 16) & 1u)) >> 16;
+    return ra | (rb << 16);
+}
+
+__device__ __forceinline__ float bf16_hi(float a) {                     // a rounded to bf16, as a float
+    const uint32_t u = __float_as_uint(a);
+    return __uint_as_float(((u + 0x7fffu + ((u >> 16) & 1u)) >> 16) << 16);
+}
+
+__device__ __forceinline__ void mma_bf16(float* c, uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3, uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+#define TC_UNROLL 4
+
+template <int NT>
+__device__ __forceinline__ void gemv_tc(const float* __restrict__ x, int ldx, const uint16_t* __restrict__ w,
+                                        float* __restrict__ y, int ldy, int M, int N, int K, int accumulate) {
+    __shared__ float partial[8][16][8 * NT];
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;                               // weight row g and g + 8; activation row g of each n-tile
+    const int t = lane & 3;                                // 8 k values at 8t of each 32-wide chunk
+    const int n0 = blockIdx.x * 16;
+    const int m0 = blockIdx.y * 8 * NT;
+    const int chunks = (K + 31) / 32;
+    const int per = (chunks + 7) / 8;                      // chunks per warp, by K only
+    const int c_begin = warp * per;
+    const int c_end = min(chunks, c_begin + per);
+    const uint16_t* w_lo = w + (size_t) min(n0 + g, N - 1) * K;      // past N: read a real row, write nothing
+    const uint16_t* w_hi = w + (size_t) min(n0 + g + 8, N - 1) * K;
+    float acc[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+    }
+    for (int c0 = c_begin; c0 < c_end; c0 += TC_UNROLL) {
+        uint4 wa[TC_UNROLL], wb[TC_UNROLL];
+#pragma unroll
+        for (int u = 0; u < TC_UNROLL; u++) {
+            const int k = (c0 + u) * 32 + 8 * t;
+            const bool in = c0 + u < c_end && k < K;
+            wa[u] = in ? __ldg(reinterpret_cast<const uint4*>(w_lo + k)) : make_uint4(0, 0, 0, 0);
+            wb[u] = in ? __ldg(reinterpret_cast<const uint4*>(w_hi + k)) : make_uint4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            const int row = m0 + nt * 8 + g;
+            const float* xr = x + (size_t) min(row, M - 1) * ldx;
+#pragma unroll
+            for (int u = 0; u < TC_UNROLL; u++) {
+                const int k = (c0 + u) * 32 + 8 * t;
+                float4 p = make_float4(0.f, 0.f, 0.f, 0.f), q = p;
+                if (row < M && c0 + u < c_end && k < K) {
+                    p = *reinterpret_cast<const float4*>(xr + k);
+                    q = *reinterpret_cast<const float4*>(xr + k + 4);
+                }
+                const float h0 = bf16_hi(p.x), h1 = bf16_hi(p.y), h2 = bf16_hi(p.z), h3 = bf16_hi(p.w);
+                const float h4 = bf16_hi(q.x), h5 = bf16_hi(q.y), h6 = bf16_hi(q.z), h7 = bf16_hi(q.w);
+                // k-slots 2t, 2t+1 <- elements 0, 1 and 2t+8, 2t+9 <- 2, 3 (first MMA); 4..7 the same (second MMA)
+                mma_bf16(acc[nt], wa[u].x, wb[u].x, wa[u].y, wb[u].y, pack_bf16(h0, h1), pack_bf16(h2, h3));
+                mma_bf16(acc[nt], wa[u].x, wb[u].x, wa[u].y, wb[u].y, pack_bf16(p.x - h0, p.y - h1), pack_bf16(p.z - h2, p.w - h3));
+                mma_bf16(acc[nt], wa[u].z, wb[u].z, wa[u].w, wb[u].w, pack_bf16(h4, h5), pack_bf16(h6, h7));
+                mma_bf16(acc[nt], wa[u].z, wb[u].z, wa[u].w, wb[u].w, pack_bf16(q.x - h4, q.y - h5), pack_bf16(q.z - h6, q.w - h7));
+            }
+        }
+    }
+    // C fragment: c0, c1 = (weight row g, activation rows 2t, 2t+1), c2, c3 = (weight row g + 8, the same rows)
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        partial[warp][g][nt * 8 + 2 * t] = acc[nt][0];
+        partial[warp][g][nt * 8 + 2 * t + 1] = acc[nt][1];
+        partial[warp][g + 8][nt * 8 + 2 * t] = acc[nt][2];
+        partial[warp][g + 8][nt * 8 + 2 * t + 1] = acc[nt][3];
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < 16 * 8 * NT; i += 256) {
+        const int col = i % 16;                            // consecutive threads: consecutive output columns
+        const int r = i / 16;
+        const int n = n0 + col;
+        const int m = m0 + r;
+        if (n < N && m < M) {
+            float s = 0.f;
+#pragma unroll
+            for (int p = 0; p < 8; p++) {
+                s += partial[p][col][r];
+            }
+            float* out = y + (size_t) m * ldy + n;
+            *out = accumulate ? *out + s : s;
+        }
+    }
+}
+
+#define GEMV_TC(NT)                                                                                                     \
+    extern "C" __global__ void __launch_bounds__(256) gemv_tc_n##NT(const float* __restrict__ x, int ldx,              \
+            const uint16_t* __restrict__ w, float* __restrict__ y, int ldy, int M, int N, int K, int accumulate) {      \
+        gemv_tc<NT>(x, ldx, w, y, ldy, M, N, K, accumulate);                                                            \
+    }
+
+GEMV_TC(1)
+GEMV_TC(2)
+GEMV_TC(4)
+GEMV_TC(8)

@@ -437,7 +437,7 @@ public final class CudaEngine implements Engine {
         int e = c.numExperts();
         int topk = c.expertsPerToken();
         int width = mw.width();
-        k.gemv(s.normed, d, mw.router().data(), s.routerLogits, e, rows, e, d, false); // router logits, fp32 (choices are discontinuous)
+        k.gemvFp32(s.normed, d, mw.router().data(), s.routerLogits, e, rows, e, d, false); // router logits, fp32 (choices are discontinuous)
         k.moeRoute(rows, s.routerLogits, mw.bias(), e, topk, c.numExpertGroups(), c.topkGroups(), c.renormalize(),
                 c.weightsUseCorrectionBias(), c.routedScalingFactor(), s.expertIds, s.expertWeights);
         int pairs = rows * topk;
@@ -473,10 +473,11 @@ public final class CudaEngine implements Engine {
                 k.toBf16(rows, x, ldx, s.bf16, m.cols());
                 k.timed("cublasLt", () -> cublas.matmul(s.bf16, m.data(), y, rows, m.rows(), m.cols(), CublasLt.Out.F32));
             } else {
-                k.toBf16Split(rows, x, ldx, s.bf16, s.bf16Low, m.cols());
-                k.timed("cublasLt", () -> cublas.matmul(s.bf16, m.data(), y, rows, m.rows(), m.cols(), CublasLt.Out.F32));
-                k.timed("cublasLt", () -> cublas.matmul(s.bf16Low, m.data(), s.lowProduct, rows, m.rows(), m.cols(), CublasLt.Out.F32));
-                k.addInto(y, s.lowProduct, (long) rows * m.rows());
+                long half = 2L * rows * m.cols();                               // bytes of one bf16 part
+                k.toBf16Split(rows, x, ldx, s.bf16, s.bf16.slice(half, half), m.cols());
+                // [hi; lo] · w^T in one product, so the weights are read once; y = its top half + its bottom half
+                k.timed("cublasLt", () -> cublas.matmul(s.bf16, m.data(), s.splitProduct, 2 * rows, m.rows(), m.cols(), CublasLt.Out.F32));
+                k.addHalves(y, s.splitProduct, (long) rows * m.rows());
             }
         } else {
             k.gemv(x, ldx, m.data(), y, m.rows(), rows, m.rows(), m.cols(), false);

@@ -17,11 +17,15 @@ final class EngineKernels {
     private final CudaModule module;
     private final GemvKernel tiled;
     private final GemvKernel.Variant tiledVariant;
-    private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addInto, gemv, moeRoute, moeAlign, moeGemv, moeGemv1, moeCombine,
+    /** From this many rows (below cuBLASLt's) projections run on the tensor-core GEMV ({@code kimi.cuda.tc-from-rows}). */
+    private final int tcFromRows;
+    private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addHalves, gemv, moeRoute, moeAlign, moeGemv, moeGemv1, moeCombine,
             convSilu, kdaPrep, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaAttendCombine, mlaValue;
 
     /** The default projection tiling: c1w4 decoded 447.6 tok/s against the warp kernel's 375.0 (H100, 48B --layers 8, batch 1). */
     static final String DEFAULT_GEMV = "c1w4";
+
+    static final int DEFAULT_TC_FROM_ROWS = 8;
 
     EngineKernels(CudaDevice device, CudaModule module) {
         this(device, module, null);
@@ -38,12 +42,14 @@ final class EngineKernels {
         boolean warp = choice.trim().equals("warp");
         this.tiledVariant = warp ? null : GemvKernel.variant(choice.trim());
         this.tiled = warp || gemvModule == null ? null : new GemvKernel(device, gemvModule);
+        String tc = System.getProperty("kimi.cuda.tc-from-rows", System.getenv("KIMI_CUDA_TC_FROM_ROWS"));
+        this.tcFromRows = tc == null || tc.isBlank() ? DEFAULT_TC_FROM_ROWS : Integer.parseInt(tc.trim());
         embedRows = fn("embed_rows");
         addRmsNorm = fn("add_rms_norm");
         swiglu = fn("swiglu");
         toBf16 = fn("to_bf16");
         toBf16Split = fn("to_bf16_split");
-        addInto = fn("add_into");
+        addHalves = fn("add_halves");
         gemv = fn("gemv_bf16");
         moeRoute = fn("moe_route");
         moeAlign = fn("moe_align");
@@ -83,17 +89,29 @@ final class EngineKernels {
         launch(toBf16Split, rows, 1, 1, 256, 0, x, ldx, hi, lo, cols);
     }
 
-    void addInto(DeviceBuffer y, DeviceBuffer add, long n) {
-        launch(addInto, (int) ((n + 255) / 256), 1, 1, 256, 0, y, add, n);
+    /** y[i] = halves[i] + halves[n + i] for i < n. */
+    void addHalves(DeviceBuffer y, DeviceBuffer halves, long n) {
+        launch(addHalves, (int) ((n + 255) / 256), 1, 1, 256, 0, y, halves, n);
     }
 
     /**
      * y[M, N] (+)= x[M, K] · w[N, K]^T with fp32 activations and bf16 weights: engine.cu's warp-per-column kernel, or the
      * gemv.cu tiling named by {@code kimi.cuda.gemv} / {@code KIMI_CUDA_GEMV} where it applies (the choice depends on
-     * the shape only, never on M, so a row's result does not depend on the batch).
+     * the shape only, never on M, so a row's result does not depend on the batch); from {@code kimi.cuda.tc-from-rows}
+     * rows the tensor-core kernel, whose activations are split into two bf16 parts (about 2^-17 relative error per
+     * activation). Within each of these ranges a row's result does not depend on the other rows.
      */
     void gemv(DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate) {
-        if (tiled != null && GemvKernel.applies(x, ldx, k)) {
+        if (tiled != null && m >= tcFromRows && GemvKernel.applies(x, ldx, k)) {
+            timed("gemv_tc", () -> tiled.launch(GemvKernel.TC, x, ldx, w, y, ldy, m, n, k, accumulate));
+            return;
+        }
+        gemvFp32(x, ldx, w, y, ldy, m, n, k, accumulate);
+    }
+
+    /** {@link #gemv} with fp32 activations whatever the rows (the MoE router: expert choices are discontinuous). */
+    void gemvFp32(DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate) {
+        if (tiled != null && !tiledVariant.tensorCores() && GemvKernel.applies(x, ldx, k)) {
             timed("gemv_" + tiledVariant.name(), () -> tiled.launch(tiledVariant, x, ldx, w, y, ldy, m, n, k, accumulate));
             return;
         }

@@ -15,23 +15,35 @@ import jcuda.driver.CUfunction;
  * Needs K % 8 == 0 and 16-byte aligned rows.
  */
 public final class GemvKernel {
-    /** A tiling compiled into the module. */
+    /** A tiling compiled into the module; {@code tc} (0 columns per warp) is the tensor-core kernel. */
     public record Variant(String name, int columnsPerWarp, int warpsPerColumn) {
         int columnsPerBlock() {
-            return 8 / warpsPerColumn * columnsPerWarp;
+            return tensorCores() ? 16 : 8 / warpsPerColumn * columnsPerWarp;
+        }
+
+        boolean tensorCores() {
+            return columnsPerWarp == 0;
         }
     }
 
+    /** The tensor-core kernel: 16 output columns per block, rows in n-tiles of 8, up to 64 rows per block. */
+    public static final Variant TC = new Variant("tc", 0, 8);
     public static final List<Variant> VARIANTS = List.of(new Variant("c1w1", 1, 1), new Variant("c2w1", 2, 1), new Variant("c4w1", 4, 1),
-            new Variant("c1w2", 1, 2), new Variant("c1w4", 1, 4), new Variant("c2w2", 2, 2), new Variant("c2w4", 2, 4));
+            new Variant("c1w2", 1, 2), new Variant("c1w4", 1, 4), new Variant("c2w2", 2, 2), new Variant("c2w4", 2, 4), TC);
+    private static final int[] TC_TILES = {1, 2, 4, 8};
     private final CudaDevice device;
     private final Map<String, CUfunction> functions = new HashMap<>();
 
     public GemvKernel(CudaDevice device, CudaModule module) {
         this.device = device;
         for (Variant v : VARIANTS) {
-            functions.put(v.name() + "_r1", module.function("gemv_" + v.name() + "_r1"));
-            functions.put(v.name() + "_r8", module.function("gemv_" + v.name() + "_r8"));
+            if (!v.tensorCores()) {
+                functions.put(v.name() + "_r1", module.function("gemv_" + v.name() + "_r1"));
+                functions.put(v.name() + "_r8", module.function("gemv_" + v.name() + "_r8"));
+            }
+        }
+        for (int tiles : TC_TILES) {
+            functions.put("tc_n" + tiles, module.function("gemv_tc_n" + tiles));
         }
     }
 
@@ -55,8 +67,15 @@ public final class GemvKernel {
         w.require("gemv", "w", 2L * n * k);
         y.require("gemv", "y", 4L * ((long) (m - 1) * ldy + n));
         int rowsPerBlock = m == 1 ? 1 : 8;
+        String entry = v.name() + (m == 1 ? "_r1" : "_r8");
+        if (v.tensorCores()) {                             // the fewest n-tiles of 8 rows that hold m, at most 8
+            int need = (m + 7) / 8;
+            int tiles = need <= 1 ? 1 : need <= 2 ? 2 : need <= 4 ? 4 : 8;
+            rowsPerBlock = 8 * tiles;
+            entry = "tc_n" + tiles;
+        }
         device.makeCurrent();
-        cuLaunchKernel(functions.get(v.name() + (m == 1 ? "_r1" : "_r8")), (n + v.columnsPerBlock() - 1) / v.columnsPerBlock(),
+        cuLaunchKernel(functions.get(entry), (n + v.columnsPerBlock() - 1) / v.columnsPerBlock(),
                 (m + rowsPerBlock - 1) / rowsPerBlock, 1, 256, 1, 1, 0, device.stream(),
                 Pointer.to(Pointer.to(x.pointer()), Pointer.to(new int[]{ldx}), Pointer.to(w.pointer()), Pointer.to(y.pointer()),
                         Pointer.to(new int[]{ldy}), Pointer.to(new int[]{m}), Pointer.to(new int[]{n}), Pointer.to(new int[]{k}),

@@ -33,8 +33,8 @@ final class Scratch implements AutoCloseable {
     final DeviceBuffer attendZ, attendMl;
     /** MoE: distinct experts used, summed over layers and passes (one unsigned 64-bit counter). */
     final DeviceBuffer expertLoads;
-    /** bf16 parts of a projection input for cuBLASLt [R, widest input] (high and low), the low part's product. */
-    final DeviceBuffer bf16, bf16Low, lowProduct;
+    /** bf16 parts of a projection input for cuBLASLt, [2R, widest input] (the high rows, then the low rows), and their product [2R, out]. */
+    final DeviceBuffer bf16, splitProduct;
 
     Scratch(CudaDevice device, KimiLinearConfig cfg, int rows, int logitRows) {
         long r = rows;
@@ -62,8 +62,8 @@ final class Scratch implements AutoCloseable {
                 mla == null ? 0 : r * mla.numHeads() * mla.qkHeadDim(), mla == null ? 0 : r * mla.numHeads() * mla.latentSize(), mla == null ? 0 : r * mla.numHeads() * mla.kvLoraRank(),
                 moe == null ? 0 : r * moe.numExperts(), pairs, pairs, positions, positions / EngineKernels.GEMV_ROWS, 1,
                 positions * 2 * width, positions * width, pairs * d,
-                (long) logitRows * cfg.vocabSize(), (r * widestIn + 1) / 2, (r * widestIn + 1) / 2,
-                Math.max(r * max(widest, d, c, mla == null ? 0 : mla.numHeads() * mla.qkHeadDim()), (long) logitRows * cfg.vocabSize()), 2,
+                (long) logitRows * cfg.vocabSize(), r * widestIn,
+                2 * Math.max(r * max(widest, d, c, mla == null ? 0 : mla.numHeads() * mla.qkHeadDim()), (long) logitRows * cfg.vocabSize()), 2,
                 mla == null ? 0 : (long) logitRows * mla.numHeads() * ATTEND_SPLITS * mla.kvLoraRank(),
                 mla == null ? 0 : (long) logitRows * mla.numHeads() * ATTEND_SPLITS * 2};
         long total = 0;
@@ -101,12 +101,11 @@ final class Scratch implements AutoCloseable {
         pairOut = take(sizes[26]);
         logits = take(sizes[27]);
         bf16 = take(sizes[28]);
-        bf16Low = take(sizes[29]);
-        lowProduct = take(sizes[30]);
-        expertLoads = take(sizes[31]);
+        splitProduct = take(sizes[29]);
+        expertLoads = take(sizes[30]);
         expertLoads.fill(0f);
-        attendZ = take(sizes[32]);
-        attendMl = take(sizes[33]);
+        attendZ = take(sizes[31]);
+        attendMl = take(sizes[32]);
     }
 
     private static int max(int... values) {

@@ -24,7 +24,7 @@ class GemvKernelTest extends GpuTest {
             int n = nk[0];
             int k = nk[1];
             short[] w = randomBf16(rnd, n * k, 0.05);
-            int maxRows = 13;
+            int maxRows = 70;
             float[] x = KdaInputs.normal(rnd, maxRows * k);
             double[] expected = new double[maxRows * n];
             for (int r = 0; r < maxRows; r++) {
@@ -40,7 +40,7 @@ class GemvKernelTest extends GpuTest {
                  DeviceBuffer dy = DeviceBuffer.allocate(device, 4L * maxRows * n)) {
                 for (String name : variantNames()) {
                     float[] alone = null;
-                    for (int m : new int[]{1, 3, 8, 13}) {
+                    for (int m : new int[]{1, 3, 8, 13, 40, 70}) {
                         dy.fill(Float.NaN);
                         run(tiled, engine, name, dx, k, dw, dy, n, m, n, k, false);
                         float[] y = new float[m * n];

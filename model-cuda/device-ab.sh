@@ -3,7 +3,7 @@
 # kimi-linear-48b --layers 8 model (made into /dev/shm first, ~60 s), one JSON line per run with the setting in front.
 #   PART=decode  bash model-cuda/device-ab.sh   decode b1 for each gemv tiling and the tiled MLA attention
 #   PART=prefill bash model-cuda/device-ab.sh   512-token prefill, default and with the tiled MLA
-#   PART=tc      bash model-cuda/device-ab.sh   decode b1 and b16 with the tensor-core GEMV from 1, 8 and 1000 rows, and b64
+#   PART=tc      bash model-cuda/device-ab.sh   decode b1, b4 and b16 with the tensor-core GEMV from 1 and 1000 rows, and b64
 #   PART=long    bash model-cuda/device-ab.sh   a 16K-token prompt and decode after it, with and without the tiled MLA
 set -uo pipefail
 out="${OUT:-/tmp/out}"
@@ -30,8 +30,8 @@ case "${PART:-decode}" in
     bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode decode --batch 1 --prompt-tokens 512 --decode-tokens 32 --repeat 3 --read-bandwidth
     ;;
   tc)
-    for b in 1 16; do
-      for rows in 1 8 1000; do
+    for b in 1 4 16; do
+      for rows in 1 1000; do
         bench "b$b tc-from-rows=$rows" KIMI_CUDA_TC_FROM_ROWS=$rows -- --mode decode --batch $b --prompt-tokens 512 --decode-tokens 32 --repeat 3 --read-bandwidth
       done
     done
@@ -42,7 +42,7 @@ case "${PART:-decode}" in
     bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
     ;;
   long)
-    bench "rows-mla" KIMI_CUDA_TILED_MLA=0 -- --mode both --batch 1 --prompt-tokens 16384 --decode-tokens 16 --repeat 1
-    bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode both --batch 1 --prompt-tokens 16384 --decode-tokens 16 --repeat 1
+    bench "rows-mla" KIMI_CUDA_TILED_MLA=0 -- --mode both --batch 1 --prompt-tokens 16384 --decode-tokens 32 --repeat 1
+    bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode both --batch 1 --prompt-tokens 16384 --decode-tokens 32 --repeat 1
     ;;
 esac

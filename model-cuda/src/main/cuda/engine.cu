@@ -780,12 +780,15 @@ __device__ __forceinline__ int attend_slices(int len, int splits) {
     return min(splits, (len + 63) / 64);
 }
 
+#define ATTEND_HEADS 4                                     // heads per block: each cache row read serves them all
+
 // z[t][h] = softmax_j(scale * qabs[t][h] . cache_j) . c_j over the cache positions j <= tok_pos[t] of the token's
 // sequence (cache row of position j = page_table[seg][j / 64] * 64 + j % 64; c_j = the first L values of the row).
-// Online softmax over tiles of 128 positions. splits == 1: one block per (token, head) writes z. splits > 1 (decode,
-// flash-decoding): block z takes slice z of the positions and writes its unnormalised sum and (max, sum of weights)
-// to part_z [T][H][splits][L] / part_ml [T][H][splits][2] for mla_attend_combine.
-// Grid (T, H, splits), 128 threads; shared: W floats of the query.
+// A block serves ATTEND_HEADS heads of one token (MLA heads share the latent cache, so a row read once serves them all);
+// each head's sums run in the same order whatever the other heads. Online softmax over tiles of 128 positions.
+// splits == 1: the block writes z. splits > 1 (decode, flash-decoding): block z takes slice z of the positions and
+// writes its unnormalised sums and (max, sum of weights) to part_z [T][H][splits][L] / part_ml [T][H][splits][2] for
+// mla_attend_combine. Grid (T, ceil(H / ATTEND_HEADS), splits), 128 threads; shared: ATTEND_HEADS * W floats.
 extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const float* __restrict__ qabs,
                                                                         const float* __restrict__ cache,
                                                                         const int* __restrict__ page_table, int max_pages,
@@ -793,11 +796,11 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
                                                                         const int* __restrict__ tok_pos, float scale,
                                                                         float* __restrict__ z, int H, int L, int W, int splits,
                                                                         float* __restrict__ part_z, float* __restrict__ part_ml) {
-    extern __shared__ __align__(16) float qsh[];
-    __shared__ float p[ATTEND_THREADS];
+    extern __shared__ __align__(16) float qsh[];          // [ATTEND_HEADS][W]
+    __shared__ float p[ATTEND_HEADS][ATTEND_THREADS];
     __shared__ int rows[ATTEND_THREADS];
     const int t = blockIdx.x;
-    const int h = blockIdx.y;
+    const int h0 = blockIdx.y * ATTEND_HEADS;
     const int len = tok_pos[t] + 1;
     int lo = 0;
     int hi = len;
@@ -810,18 +813,22 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
         lo = blockIdx.z * chunk;
         hi = min(len, lo + chunk);
     }
-    const float* qv = qabs + ((size_t) t * H + h) * W;
-    for (int i = threadIdx.x; i < W; i += ATTEND_THREADS) {
-        qsh[i] = qv[i];
+    for (int i = threadIdx.x; i < ATTEND_HEADS * W; i += ATTEND_THREADS) {
+        const int h = h0 + i / W;                          // heads past H: zeros, never written
+        qsh[i] = h < H ? qabs[((size_t) t * H + h) * W + i % W] : 0.f;
     }
     const int* pages = page_table + (size_t) tok_seg[t] * max_pages;
-    float acc[MAX_LATENT_PER_THREAD];
+    float acc[ATTEND_HEADS][MAX_LATENT_PER_THREAD];
+    float m[ATTEND_HEADS], l[ATTEND_HEADS];
 #pragma unroll
-    for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
-        acc[i] = 0.f;
+    for (int hh = 0; hh < ATTEND_HEADS; hh++) {
+#pragma unroll
+        for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+            acc[hh][i] = 0.f;
+        }
+        m[hh] = -INFINITY;
+        l[hh] = 0.f;
     }
-    float m = -INFINITY;
-    float l = 0.f;
     __syncthreads();
     const int warp = threadIdx.x >> 5;
     const int lane = threadIdx.x & 31;
@@ -829,117 +836,152 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
         // scores: each warp takes 32 positions, 8 at a time; its lanes read those rows together (coalesced, 8 streams)
         for (int jj = 0; jj < 32 && base + warp * 32 + jj < hi; jj += 8) {   // warp-uniform: no rows past the slice
             const float* c[8];
-            float dot[8];
+            float dot[ATTEND_HEADS][8];
 #pragma unroll
             for (int u = 0; u < 8; u++) {
                 const int pos = min(base + warp * 32 + jj + u, hi - 1);
                 c[u] = cache + (size_t) (pages[pos >> 6] * 64 + (pos & 63)) * W;
-                dot[u] = 0.f;
+#pragma unroll
+                for (int hh = 0; hh < ATTEND_HEADS; hh++) {
+                    dot[hh][u] = 0.f;
+                }
             }
-            if ((W & 3) == 0) {                            // 16-byte loads, two steps' loads in flight
-#pragma unroll 2
+            if ((W & 3) == 0) {                            // 16-byte loads
                 for (int i = 4 * lane; i < W; i += 128) {
-                    const float4 qi = *reinterpret_cast<const float4*>(qsh + i);
                     float4 cv[8];
 #pragma unroll
                     for (int u = 0; u < 8; u++) {
                         cv[u] = *reinterpret_cast<const float4*>(c[u] + i);
                     }
 #pragma unroll
-                    for (int u = 0; u < 8; u++) {
-                        dot[u] = fmaf(qi.w, cv[u].w, fmaf(qi.z, cv[u].z, fmaf(qi.y, cv[u].y, fmaf(qi.x, cv[u].x, dot[u]))));
+                    for (int hh = 0; hh < ATTEND_HEADS; hh++) {
+                        const float4 qi = *reinterpret_cast<const float4*>(qsh + hh * W + i);
+#pragma unroll
+                        for (int u = 0; u < 8; u++) {
+                            dot[hh][u] = fmaf(qi.w, cv[u].w, fmaf(qi.z, cv[u].z, fmaf(qi.y, cv[u].y, fmaf(qi.x, cv[u].x, dot[hh][u]))));
+                        }
                     }
                 }
             } else {
                 for (int i = lane; i < W; i += 32) {
-                    const float qi = qsh[i];
+                    float cv[8];
 #pragma unroll
                     for (int u = 0; u < 8; u++) {
-                        dot[u] = fmaf(qi, c[u][i], dot[u]);
+                        cv[u] = c[u][i];
+                    }
+#pragma unroll
+                    for (int hh = 0; hh < ATTEND_HEADS; hh++) {
+                        const float qi = qsh[hh * W + i];
+#pragma unroll
+                        for (int u = 0; u < 8; u++) {
+                            dot[hh][u] = fmaf(qi, cv[u], dot[hh][u]);
+                        }
                     }
                 }
             }
 #pragma unroll
-            for (int u = 0; u < 8; u++) {
-                dot[u] = warp_sum(dot[u]);
-            }
-            if (lane == 0) {
+            for (int hh = 0; hh < ATTEND_HEADS; hh++) {
 #pragma unroll
                 for (int u = 0; u < 8; u++) {
-                    p[warp * 32 + jj + u] = dot[u] * scale;
+                    const float d = warp_sum(dot[hh][u]);
+                    if (lane == 0) {
+                        p[hh][warp * 32 + jj + u] = d * scale;
+                    }
                 }
             }
         }
         __syncthreads();
         const int j = base + threadIdx.x;
-        const float s = j < hi ? p[threadIdx.x] : -INFINITY;
+        float s[ATTEND_HEADS];
+#pragma unroll
+        for (int hh = 0; hh < ATTEND_HEADS; hh++) {
+            s[hh] = j < hi ? p[hh][threadIdx.x] : -INFINITY;
+        }
         const int row = j < hi ? pages[j >> 6] * 64 + (j & 63) : 0;
         __syncthreads();
-        const float mNew = fmaxf(m, block_max(s));
-        const float corr = expf(m - mNew);                 // 0 on the first tile (m = -inf)
-        const float pj = j < hi ? expf(s - mNew) : 0.f;
-        l = l * corr + block_sum(pj);
-        p[threadIdx.x] = pj;
+        float corr[ATTEND_HEADS];
+#pragma unroll
+        for (int hh = 0; hh < ATTEND_HEADS; hh++) {
+            const float mNew = fmaxf(m[hh], block_max(s[hh]));
+            corr[hh] = expf(m[hh] - mNew);                 // 0 on the first tile (m = -inf)
+            const float pj = j < hi ? expf(s[hh] - mNew) : 0.f;
+            l[hh] = l[hh] * corr[hh] + block_sum(pj);
+            p[hh][threadIdx.x] = pj;
+            m[hh] = mNew;
+        }
         rows[threadIdx.x] = row;
         __syncthreads();
-        // values: acc[i] = acc[i] * corr + sum over the tile's positions in order; 4 positions' loads in flight at once
+        // values: acc = acc * corr + the tile's positions in order, each row's loads shared by the heads
         const int n = min(ATTEND_THREADS, hi - base);
 #pragma unroll
-        for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
-            acc[i] *= corr;
+        for (int hh = 0; hh < ATTEND_HEADS; hh++) {
+#pragma unroll
+            for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+                acc[hh][i] *= corr[hh];
+            }
         }
         int jj = 0;
-        for (; jj + 4 <= n; jj += 4) {
-            const float* c[4];
-            float pu[4];
-#pragma unroll
-            for (int u = 0; u < 4; u++) {
-                c[u] = cache + (size_t) rows[jj + u] * W;
-                pu[u] = p[jj + u];
-            }
+        for (; jj + 2 <= n; jj += 2) {
+            const float* c0 = cache + (size_t) rows[jj] * W;
+            const float* c1 = cache + (size_t) rows[jj + 1] * W;
+            float v0[MAX_LATENT_PER_THREAD], v1[MAX_LATENT_PER_THREAD];
 #pragma unroll
             for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
                 const int d = threadIdx.x + i * ATTEND_THREADS;
-                if (d < L) {
-                    const float v0 = c[0][d], v1 = c[1][d], v2 = c[2][d], v3 = c[3][d];
-                    acc[i] = fmaf(pu[3], v3, fmaf(pu[2], v2, fmaf(pu[1], v1, fmaf(pu[0], v0, acc[i]))));
+                v0[i] = d < L ? c0[d] : 0.f;
+                v1[i] = d < L ? c1[d] : 0.f;
+            }
+#pragma unroll
+            for (int hh = 0; hh < ATTEND_HEADS; hh++) {
+                const float p0 = p[hh][jj], p1 = p[hh][jj + 1];
+#pragma unroll
+                for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+                    acc[hh][i] = fmaf(p1, v1[i], fmaf(p0, v0[i], acc[hh][i]));
                 }
             }
         }
         for (; jj < n; jj++) {
-            const float* c = cache + (size_t) rows[jj] * W;
+            const float* c0 = cache + (size_t) rows[jj] * W;
+#pragma unroll
+            for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+                const int d = threadIdx.x + i * ATTEND_THREADS;
+                const float v = d < L ? c0[d] : 0.f;
+#pragma unroll
+                for (int hh = 0; hh < ATTEND_HEADS; hh++) {
+                    acc[hh][i] = fmaf(p[hh][jj], v, acc[hh][i]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int hh = 0; hh < ATTEND_HEADS; hh++) {
+        const int h = h0 + hh;
+        if (h >= H) {
+            break;
+        }
+        if (splits > 1) {
+            const size_t slot = ((size_t) t * H + h) * splits + blockIdx.z;
 #pragma unroll
             for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
                 const int d = threadIdx.x + i * ATTEND_THREADS;
                 if (d < L) {
-                    acc[i] = fmaf(p[jj], c[d], acc[i]);
+                    part_z[slot * L + d] = acc[hh][i];
                 }
             }
-        }
-        m = mNew;
-        __syncthreads();
-    }
-    if (splits > 1) {
-        const size_t slot = ((size_t) t * H + h) * splits + blockIdx.z;
-#pragma unroll
-        for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
-            const int d = threadIdx.x + i * ATTEND_THREADS;
-            if (d < L) {
-                part_z[slot * L + d] = acc[i];
+            if (threadIdx.x == 0) {
+                part_ml[2 * slot] = m[hh];
+                part_ml[2 * slot + 1] = l[hh];
             }
-        }
-        if (threadIdx.x == 0) {
-            part_ml[2 * slot] = m;
-            part_ml[2 * slot + 1] = l;
-        }
-        return;
-    }
-    float* out = z + ((size_t) t * H + h) * L;
+        } else {
+            float* out = z + ((size_t) t * H + h) * L;
 #pragma unroll
-    for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
-        const int d = threadIdx.x + i * ATTEND_THREADS;
-        if (d < L) {
-            out[d] = acc[i] / l;
+            for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+                const int d = threadIdx.x + i * ATTEND_THREADS;
+                if (d < L) {
+                    out[d] = acc[hh][i] / l[hh];
+                }
+            }
         }
     }
 }

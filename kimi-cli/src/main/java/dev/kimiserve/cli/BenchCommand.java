@@ -19,7 +19,9 @@ import picocli.CommandLine.Option;
 /**
  * {@code kimi bench}: whole-model prefill and decode throughput. Prints one JSON line per measurement (the median of
  * {@code --repeat} runs): mode, batch, prompt_tokens, tokens_per_s, bytes_per_token (weight bytes a step reads per
- * token: always-active weights plus the routed experts actually selected), threads, backend.
+ * token: always-active weights plus the routed experts actually selected), threads, backend. Decode is the steady
+ * state: each run copies the prefilled states and takes one untimed step first (on cuda that step moves the copies to
+ * the device and captures the step's graph), then times --decode-tokens steps.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Measure prefill and decode throughput.")
 final class BenchCommand implements Callable<Integer> {
@@ -106,6 +108,10 @@ final class BenchCommand implements Callable<Integer> {
                     for (int b = 0; b < batch; b++) {
                         run[b] = states[b].copy();
                     }
+                    for (int b = 0; b < batch; b++) {
+                        tokens[b] = rnd.nextInt(vocab);
+                    }
+                    engine.decode(tokens, run, logits);    // untimed first step: moves the copies to the device, captures the step
                     EngineCounters c = engine.counters();
                     long loads0 = c.distinctExpertLoads.sum();
                     long t0 = System.nanoTime();

@@ -25,7 +25,10 @@ final class EngineKernels {
     /** The default projection tiling: c1w4 decoded 447.6 tok/s against the warp kernel's 375.0 (H100, 48B --layers 8, batch 1). */
     static final String DEFAULT_GEMV = "c1w4";
 
-    static final int DEFAULT_TC_FROM_ROWS = 8;
+    /** H100, 48B --layers 8: at batch 1 the fp32 tiling decoded 652 tok/s against tc's 524; at batch 4 tc 1098 against 951. */
+    static final int DEFAULT_TC_FROM_ROWS = 4;
+    /** Heads per mla_attend block (engine.cu's ATTEND_HEADS): a cache row read once serves them all. */
+    static final int ATTEND_HEADS = 4;
 
     EngineKernels(CudaDevice device, CudaModule module) {
         this(device, module, null);
@@ -175,7 +178,7 @@ final class EngineKernels {
     /** Attention over the latent cache; {@code splits} > 1 splits each token's positions (one slice per 64, at most that). */
     void mlaAttend(int rows, int heads, DeviceBuffer qAbs, DeviceBuffer cache, DeviceBuffer pageTable, int maxPages, DeviceBuffer tokSeg,
                    DeviceBuffer tokPos, float scale, DeviceBuffer z, int lora, int width, int splits, DeviceBuffer partZ, DeviceBuffer partMl) {
-        launch(mlaAttend, rows, heads, splits, 128, 4 * width, qAbs, cache, pageTable, maxPages, tokSeg, tokPos, scale, z, heads, lora, width,
+        launch(mlaAttend, rows, (heads + ATTEND_HEADS - 1) / ATTEND_HEADS, splits, 128, 4 * ATTEND_HEADS * width, qAbs, cache, pageTable, maxPages, tokSeg, tokPos, scale, z, heads, lora, width,
                 splits, partZ, partMl);
         if (splits > 1) {
             mlaAttendCombine(rows, heads, partZ, partMl, tokPos, splits, z, lora);

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# On the GPU machine (through the device tool, carry .device): Nsight Compute over a whole-model decode of the 48B-shaped
+# --layers 8 model (made into /dev/shm first), graphs off so that each kernel is seen.
+#   BATCH=1 bash model-cuda/device-ncu.sh                       per-kernel time and DRAM bytes of ~2 decode steps
+#                                                               ($OUT/ncu-b1.csv; summarise with model-cuda/ncu-summary.py)
+#   BATCH=1 KERNEL=moe_route bash model-cuda/device-ncu.sh      stall reasons and hot source lines of one launch
+set -uo pipefail
+out="${OUT:-/tmp/out}"
+mkdir -p "$out"
+[[ -d /tmp/jre ]] || tar xzf .device/jre.tgz -C /tmp
+model=/dev/shm/m48-8
+if [[ ! -f $model/config.json ]]; then
+  /tmp/jre/bin/java --add-modules jdk.incubator.vector -Djava.io.tmpdir=/tmp -cp '.device/lib/*' dev.kimiserve.cli.KimiCli \
+    make-model --preset kimi-linear-48b --layers 8 --out "$model" 2>&1 | tail -1
+fi
+b="${BATCH:-1}"
+app=(/tmp/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=/tmp -cp '.device/lib/*'
+     dev.kimiserve.cli.KimiCli bench --backend cuda --model "$model" --mode decode --batch "$b" --prompt-tokens "${PROMPT:-16}"
+     --decode-tokens 64 --repeat 1)
+if [[ -n "${KERNEL:-}" ]]; then
+  KIMI_CUDA_GRAPHS=0 timeout 300 ncu --clock-control none --target-processes all -k "regex:$KERNEL" --launch-skip 200 --launch-count 1 \
+    --section LaunchStats --section Occupancy --section WarpStateStats --section SourceCounters --section MemoryWorkloadAnalysis \
+    "${app[@]}" > "$out/ncu-$KERNEL-b$b.txt" 2>&1
+  grep -v "^WARNING" "$out/ncu-$KERNEL-b$b.txt" | tail -${TAIL:-60}
+else
+  KIMI_CUDA_GRAPHS=0 timeout 300 ncu --clock-control none --cache-control none --target-processes all --launch-skip "${SKIP:-5000}" \
+    --launch-count 330 --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum --print-summary per-kernel --csv \
+    "${app[@]}" > "$out/ncu-b$b.csv" 2> "$out/ncu-b$b.err"
+  tail -2 "$out/ncu-b$b.err"
+fi

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # On the GPU machine (through the device tool, carry .device): A/B runs of the cuda engine's optional paths on the
 # kimi-linear-48b --layers 8 model (made into /dev/shm first, ~60 s), one JSON line per run with the setting in front.
-#   PART=decode  bash model-cuda/device-ab.sh   decode b1 for each gemv tiling and the tiled MLA attention
-#   PART=prefill bash model-cuda/device-ab.sh   512-token prefill, default and with the tiled MLA
-#   PART=tc      bash model-cuda/device-ab.sh   decode b1, b4 and b16 with the tensor-core GEMV from 1 and 1000 rows, and b64
-#   PART=long    bash model-cuda/device-ab.sh   a 16K-token prompt and decode after it, with and without the tiled MLA
+#   PART=decode  bash model-cuda/device-ab.sh   decode b1 for each gemv tiling
+#   PART=prefill bash model-cuda/device-ab.sh   512-token prefill with the tensor-core GEMVs from 4 rows (default) and off
+#   PART=tc      bash model-cuda/device-ab.sh   decode b1, b4 and b16 with the tensor-core GEMVs from 1 row and off, and b64
+#   PART=long    bash model-cuda/device-ab.sh   a 16K-token prompt and decode after it
 set -uo pipefail
 out="${OUT:-/tmp/out}"
 mkdir -p "$out"
@@ -27,22 +27,20 @@ case "${PART:-decode}" in
     for g in warp c1w1 c2w1 c4w1 c1w2 c1w4 c2w2 c2w4; do
       bench "gemv=$g" KIMI_CUDA_GEMV=$g -- --mode decode --batch 1 --prompt-tokens 512 --decode-tokens 32 --repeat 3 --read-bandwidth
     done
-    bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode decode --batch 1 --prompt-tokens 512 --decode-tokens 32 --repeat 3 --read-bandwidth
     ;;
   tc)
     for b in 1 4 16; do
-      for rows in 1 1000; do
+      for rows in 1 0; do
         bench "b$b tc-from-rows=$rows" KIMI_CUDA_TC_FROM_ROWS=$rows -- --mode decode --batch $b --prompt-tokens 512 --decode-tokens 32 --repeat 3 --read-bandwidth
       done
     done
     bench "b64" -- --mode decode --batch 64 --prompt-tokens 512 --decode-tokens 32 --repeat 3 --read-bandwidth
     ;;
   prefill)
-    bench "default" -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
-    bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
+    bench "tc-from-rows=4" -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
+    bench "tc-from-rows=0" KIMI_CUDA_TC_FROM_ROWS=0 -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
     ;;
   long)
-    bench "rows-mla" KIMI_CUDA_TILED_MLA=0 -- --mode both --batch 1 --prompt-tokens 16384 --decode-tokens 32 --repeat 1
-    bench "tiled-mla" KIMI_CUDA_TILED_MLA=1 -- --mode both --batch 1 --prompt-tokens 16384 --decode-tokens 32 --repeat 1
+    bench "16k" -- --mode both --batch 1 --prompt-tokens 16384 --decode-tokens 32 --repeat 1
     ;;
 esac

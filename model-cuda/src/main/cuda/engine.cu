@@ -270,9 +270,10 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restr
 
 #define MAX_TOPK 32
 
-// Expert selection, one warp per token, the algorithm of model-core's Routing in double precision: sigmoid scores,
-// correction bias for selection, group-limited top-k (group score = sum of its two best), weights from the unbiased
-// (or biased) scores, renormalised, scaled. Ties go to the lower index. Grid: T blocks of 32; shared: 2E + 64 doubles.
+// Expert selection, one block per token (its threads score, warp 0 chooses), the algorithm of model-core's Routing in
+// double precision: sigmoid scores, correction bias for selection, group-limited top-k (group score = sum of its two
+// best), weights from the unbiased (or biased) scores, renormalised, scaled. Ties go to the lower index.
+// Grid: T blocks of 32 to 1024 threads; shared: 2E + 64 doubles.
 __device__ __forceinline__ void warp_argmax(double& value, int& index) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -293,13 +294,16 @@ extern "C" __global__ void moe_route(const float* __restrict__ logits, const flo
     double* choice = route_shared + E;                     // [E] selection scores; -inf once masked or taken
     double* group_score = route_shared + 2 * E;            // [64]
     const int t = blockIdx.x;
-    const int lane = threadIdx.x;
+    const int lane = threadIdx.x & 31;
     const float* l = logits + (size_t) t * E;
-    for (int i = lane; i < E; i += 32) {
+    for (int i = threadIdx.x; i < E; i += blockDim.x) {    // the scores on the whole block, the choice on warp 0
         score[i] = 1.0 / (1.0 + exp(-(double) l[i]));
         choice[i] = score[i] + (double) bias[i];
     }
-    __syncwarp();
+    __syncthreads();
+    if (threadIdx.x >= 32) {
+        return;
+    }
     if (groups > 1) {
         const int per = E / groups;
         for (int g = lane; g < groups; g += 32) {

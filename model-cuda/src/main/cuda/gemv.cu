@@ -159,27 +159,18 @@ __device__ __forceinline__ void mma_bf16(float* c, uint32_t a0, uint32_t a1, uin
 
 #define TC_UNROLL 4
 
+// acc[nt] (the C fragment of n-tile nt) += this warp's K chunks of w rows (w_lo: row g, w_hi: row g + 8) times the
+// activation rows xr[nt] (this lane's row g of n-tile nt; nullptr: a missing row, zeros). K is split over the block's
+// 8 warps in whole chunks of 32 (by K only).
 template <int NT>
-__device__ __forceinline__ void gemv_tc(const float* __restrict__ x, int ldx, const uint16_t* __restrict__ w,
-                                        float* __restrict__ y, int ldy, int M, int N, int K, int accumulate) {
-    __shared__ float partial[8][16][8 * NT];
+__device__ __forceinline__ void tc_products(const float* const* xr, const uint16_t* __restrict__ w_lo, const uint16_t* __restrict__ w_hi,
+                                            int K, float (*acc)[4]) {
     const int warp = threadIdx.x >> 5;
-    const int lane = threadIdx.x & 31;
-    const int g = lane >> 2;                               // weight row g and g + 8; activation row g of each n-tile
-    const int t = lane & 3;                                // 8 k values at 8t of each 32-wide chunk
-    const int n0 = blockIdx.x * 16;
-    const int m0 = blockIdx.y * 8 * NT;
+    const int t = threadIdx.x & 3;                         // 8 k values at 8t of each 32-wide chunk
     const int chunks = (K + 31) / 32;
-    const int per = (chunks + 7) / 8;                      // chunks per warp, by K only
+    const int per = (chunks + 7) / 8;
     const int c_begin = warp * per;
     const int c_end = min(chunks, c_begin + per);
-    const uint16_t* w_lo = w + (size_t) min(n0 + g, N - 1) * K;      // past N: read a real row, write nothing
-    const uint16_t* w_hi = w + (size_t) min(n0 + g + 8, N - 1) * K;
-    float acc[NT][4];
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-        acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
-    }
     for (int c0 = c_begin; c0 < c_end; c0 += TC_UNROLL) {
         uint4 wa[TC_UNROLL], wb[TC_UNROLL];
 #pragma unroll
@@ -191,15 +182,13 @@ __device__ __forceinline__ void gemv_tc(const float* __restrict__ x, int ldx, co
         }
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
-            const int row = m0 + nt * 8 + g;
-            const float* xr = x + (size_t) min(row, M - 1) * ldx;
 #pragma unroll
             for (int u = 0; u < TC_UNROLL; u++) {
                 const int k = (c0 + u) * 32 + 8 * t;
                 float4 p = make_float4(0.f, 0.f, 0.f, 0.f), q = p;
-                if (row < M && c0 + u < c_end && k < K) {
-                    p = *reinterpret_cast<const float4*>(xr + k);
-                    q = *reinterpret_cast<const float4*>(xr + k + 4);
+                if (xr[nt] != nullptr && c0 + u < c_end && k < K) {
+                    p = *reinterpret_cast<const float4*>(xr[nt] + k);
+                    q = *reinterpret_cast<const float4*>(xr[nt] + k + 4);
                 }
                 const float h0 = bf16_hi(p.x), h1 = bf16_hi(p.y), h2 = bf16_hi(p.z), h3 = bf16_hi(p.w);
                 const float h4 = bf16_hi(q.x), h5 = bf16_hi(q.y), h6 = bf16_hi(q.z), h7 = bf16_hi(q.w);
@@ -211,30 +200,96 @@ __device__ __forceinline__ void gemv_tc(const float* __restrict__ x, int ldx, co
             }
         }
     }
+}
+
+// The warps' fragments summed in warp order: y[out_row[r]][n0 + col] (+)= sum for the block's 16 columns (< N) and
+// 8 * NT rows r (out_row[r] < 0: no row). partial: [8][16][8 * NT] floats of shared memory.
+template <int NT>
+__device__ __forceinline__ void tc_store(float (*acc)[4], float* partial, const int* out_row, float* __restrict__ y, int ldy,
+                                         int n0, int N, int accumulate) {
+    constexpr int R = 8 * NT;
+    const int warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int t = lane & 3;
     // C fragment: c0, c1 = (weight row g, activation rows 2t, 2t+1), c2, c3 = (weight row g + 8, the same rows)
 #pragma unroll
     for (int nt = 0; nt < NT; nt++) {
-        partial[warp][g][nt * 8 + 2 * t] = acc[nt][0];
-        partial[warp][g][nt * 8 + 2 * t + 1] = acc[nt][1];
-        partial[warp][g + 8][nt * 8 + 2 * t] = acc[nt][2];
-        partial[warp][g + 8][nt * 8 + 2 * t + 1] = acc[nt][3];
+        partial[(warp * 16 + g) * R + nt * 8 + 2 * t] = acc[nt][0];
+        partial[(warp * 16 + g) * R + nt * 8 + 2 * t + 1] = acc[nt][1];
+        partial[(warp * 16 + g + 8) * R + nt * 8 + 2 * t] = acc[nt][2];
+        partial[(warp * 16 + g + 8) * R + nt * 8 + 2 * t + 1] = acc[nt][3];
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < 16 * 8 * NT; i += 256) {
+    for (int i = threadIdx.x; i < 16 * R; i += blockDim.x) {
         const int col = i % 16;                            // consecutive threads: consecutive output columns
         const int r = i / 16;
         const int n = n0 + col;
-        const int m = m0 + r;
-        if (n < N && m < M) {
+        if (n < N && out_row[r] >= 0) {
             float s = 0.f;
 #pragma unroll
             for (int p = 0; p < 8; p++) {
-                s += partial[p][col][r];
+                s += partial[(p * 16 + col) * R + r];
             }
-            float* out = y + (size_t) m * ldy + n;
+            float* out = y + (size_t) out_row[r] * ldy + n;
             *out = accumulate ? *out + s : s;
         }
     }
+}
+
+template <int NT>
+__device__ __forceinline__ void gemv_tc(const float* __restrict__ x, int ldx, const uint16_t* __restrict__ w,
+                                        float* __restrict__ y, int ldy, int M, int N, int K, int accumulate) {
+    __shared__ float partial[8 * 16 * 8 * NT];
+    __shared__ int out_row[8 * NT];
+    const int g = (threadIdx.x & 31) >> 2;                 // weight rows g and g + 8; activation row g of each n-tile
+    const int n0 = blockIdx.x * 16;
+    const int m0 = blockIdx.y * 8 * NT;
+    const float* xr[NT];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        const int row = m0 + nt * 8 + g;
+        xr[nt] = row < M ? x + (size_t) row * ldx : nullptr;
+    }
+    if (threadIdx.x < 8 * NT) {
+        out_row[threadIdx.x] = m0 + (int) threadIdx.x < M ? m0 + (int) threadIdx.x : -1;
+    }
+    float acc[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        acc[nt][0] = acc[nt][1] = acc[nt][2] = acc[nt][3] = 0.f;
+    }
+    tc_products<NT>(xr, w + (size_t) min(n0 + g, N - 1) * K, w + (size_t) min(n0 + g + 8, N - 1) * K, K, acc);  // past N: a real row, unwritten
+    tc_store<NT>(acc, partial, out_row, y, ldy, n0, N, accumulate);
+}
+
+// One expert projection on tensor cores for the 8 pair positions of one tile (engine.cu's moe_align grouping with
+// tiles of 8): stage 0 (gate/up) reads token order[p] / topk of x and writes row p; stage 1 (down) reads row p and
+// writes row order[p] (the pair); padding positions (order -1) are zeros and unwritten. w is [E][N][K]. A pair's sums
+// do not depend on the other pairs of its tile. Grid (ceil(N / 16), max tiles); blocks past *tile_count return at once.
+extern "C" __global__ void __launch_bounds__(256) moe_gemv_tc(const float* __restrict__ x, int ldx, const int* __restrict__ order,
+                                                              const int* __restrict__ tile_expert, const int* __restrict__ tile_count,
+                                                              int topk, int stage, const uint16_t* __restrict__ w,
+                                                              long long expert_stride, float* __restrict__ y, int ldy, int N, int K) {
+    __shared__ float partial[8 * 16 * 8];
+    __shared__ int out_row[8];
+    const int tile = blockIdx.y;
+    if (tile >= *tile_count) {
+        return;
+    }
+    const int g = (threadIdx.x & 31) >> 2;
+    const int n0 = blockIdx.x * 16;
+    const int p0 = tile * 8;
+    const int pair = order[p0 + g];
+    const float* xr[1] = {pair < 0 ? nullptr : x + (size_t) (stage == 0 ? pair / topk : p0 + g) * ldx};
+    if (threadIdx.x < 8) {
+        const int mine = order[p0 + threadIdx.x];
+        out_row[threadIdx.x] = mine < 0 ? -1 : stage == 0 ? p0 + (int) threadIdx.x : mine;
+    }
+    const uint16_t* we = w + (size_t) tile_expert[tile] * expert_stride;
+    float acc[1][4] = {{0.f, 0.f, 0.f, 0.f}};
+    tc_products<1>(xr, we + (size_t) min(n0 + g, N - 1) * K, we + (size_t) min(n0 + g + 8, N - 1) * K, K, acc);
+    tc_store<1>(acc, partial, out_row, y, ldy, n0, N, 0);
 }
 
 #define GEMV_TC(NT)                                                                                                     \

@@ -37,15 +37,18 @@ public final class CudaEngine implements Engine {
      * @param cacheTokens     MLA latent-cache tokens per MLA layer, over all resident sequences
      * @param prefillChunk    rows per prefill forward pass (longer prompts go in pieces)
      * @param cublasFromRows  projections of at least this many rows run on tensor cores through cuBLASLt; 0 never
+     * @param tcFromRows      projections and expert GEMVs of at least this many rows (below cuBLASLt's) run on gemv.cu's
+     *                        tensor-core kernels, activations split into two bf16 parts; fewer rows on the fp32 kernels.
+     *                        Within each range a row's result does not depend on the other rows of the batch; 0 never
      * @param bf16Activations on cuBLASLt, round activations to bf16 (one product, what most engines do) instead of
      *                        splitting them into two bf16 parts (two products, fp32-accurate: the default)
      * @param cudaGraphs      replay each decode step as one CUDA graph (captured once per batch size and page-table width)
-     * @param tiledMla        MLA attention with mla_tiled.cu (16 queries share each latent tile: 16 rows of a prompt, or
-     *                        16 heads of a decode token) instead of engine.cu's kernel per (token, head); off until
-     *                        measured on a GPU
      */
-    public record Options(int maxSequences, int cacheTokens, int prefillChunk, int cublasFromRows, boolean bf16Activations,
-                          boolean cudaGraphs, boolean tiledMla) {
+    public record Options(int maxSequences, int cacheTokens, int prefillChunk, int cublasFromRows, int tcFromRows,
+                          boolean bf16Activations, boolean cudaGraphs) {
+        /** H100, 48B --layers 8: at batch 1 the fp32 GEMV decoded 652 tok/s against the tensor cores' 524; at batch 4, 951 against 1098. */
+        public static final int DEFAULT_TC_FROM_ROWS = 4;
+
         public static Options fromEnvironment() {
             String precision = System.getProperty("kimi.cuda.activations", System.getenv("KIMI_CUDA_ACTIVATIONS"));
             boolean bf16 = precision != null && precision.trim().equalsIgnoreCase("bf16");
@@ -53,8 +56,8 @@ public final class CudaEngine implements Engine {
                 throw new IllegalArgumentException("kimi.cuda.activations / KIMI_CUDA_ACTIVATIONS must be fp32 or bf16, got '" + precision + "'");
             }
             return new Options(setting("kimi.cuda.max-sequences", 64), setting("kimi.cuda.cache-tokens", 131072),
-                    setting("kimi.cuda.prefill-chunk", 1024), setting("kimi.cuda.cublas-from-rows", 64), bf16,
-                    setting("kimi.cuda.graphs", 1) != 0, setting("kimi.cuda.tiled-mla", 0) != 0);
+                    setting("kimi.cuda.prefill-chunk", 1024), setting("kimi.cuda.cublas-from-rows", 64),
+                    setting("kimi.cuda.tc-from-rows", DEFAULT_TC_FROM_ROWS), bf16, setting("kimi.cuda.graphs", 1) != 0);
         }
 
         private static int setting(String key, int fallback) {
@@ -79,8 +82,7 @@ public final class CudaEngine implements Engine {
     private final Options options;
     private final CudaDevice device;
     private final boolean ownsDevice;
-    private final CudaModule engineModule, kdaDecodeModule, kdaPrefillModule, gemvModule, mlaTiledModule;
-    private final MlaTiledKernel mlaTiled;
+    private final CudaModule engineModule, kdaDecodeModule, kdaPrefillModule, gemvModule;
     private final EngineKernels k;
     private final KdaDecodeKernel kdaDecode;
     private final KdaPrefillKernel kdaPrefill;
@@ -130,10 +132,7 @@ public final class CudaEngine implements Engine {
             kdaDecodeModule = track(opened, new CudaModule(device, "kda_decode"));
             kdaPrefillModule = track(opened, new CudaModule(device, "kda_prefill"));
             gemvModule = track(opened, new CudaModule(device, "gemv"));
-            mlaTiledModule = track(opened, new CudaModule(device, "mla_tiled"));
-            mlaTiled = options.tiledMla() && cfg.mla() != null && MlaTiledKernel.fits(cfg.mla().latentSize())
-                    ? new MlaTiledKernel(device, mlaTiledModule, cfg.mla().latentSize()) : null;
-            k = new EngineKernels(device, engineModule, gemvModule);
+            k = new EngineKernels(device, engineModule, gemvModule, options.tcFromRows());
             kdaDecode = new KdaDecodeKernel(device, kdaDecodeModule);
             kdaPrefill = new KdaPrefillKernel(device, kdaPrefillModule);
             String noCublas = options.cublasFromRows() > 0 ? CublasLt.unavailableReason() : "switched off";
@@ -160,7 +159,8 @@ public final class CudaEngine implements Engine {
             throw e;
         }
         LOG.log(Level.INFO, "cuda engine on " + device.name() + ": weights " + (w.bytes() >> 20) + " MiB, " + options.maxSequences()
-                + " sequence slots, " + (long) cachePages() * MlaCache.PAGE_TOKENS + " cache tokens, cuBLASLt " + cublasState);
+                + " sequence slots, " + (long) cachePages() * MlaCache.PAGE_TOKENS + " cache tokens, tensor-core GEMV "
+                + (options.tcFromRows() > 0 ? "from " + options.tcFromRows() + " rows" : "off") + ", cuBLASLt " + cublasState);
     }
 
     private static <T extends AutoCloseable> T track(java.util.ArrayDeque<AutoCloseable> opened, T resource) {
@@ -409,17 +409,8 @@ public final class CudaEngine implements Engine {
         k.mlaAppend(rows, kva, in, b.dstRow(), states.cache[layer], latent);
         k.mlaAbsorbQ(rows, heads, q, ldq, mw.kvB().data(), s.qAbs, c.qkNopeHeadDim(), c.qkRopeHeadDim(), c.vHeadDim(), lora);
         float scale = (float) c.softmaxScale();
-        if (mlaTiled != null && !b.decode() && b.counts().length == 1) {    // one sequence's prompt: 16 rows per latent tile
-            k.timed("mla_prefill_attend", () -> mlaTiled.prefill(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.tokPos(), scale,
-                    s.z, lora));
-        } else if (mlaTiled != null && b.decode()) {                        // decode: 16 heads per latent tile, slices combined
-            k.timed("mla_decode_attend", () -> mlaTiled.decode(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.maxPages(), b.tokSeg(),
-                    b.tokPos(), scale, lora, Scratch.ATTEND_SPLITS, s.attendZ, s.attendMl));
-            k.mlaAttendCombine(rows, heads, s.attendZ, s.attendMl, b.tokPos(), Scratch.ATTEND_SPLITS, s.z, lora);
-        } else {
-            k.mlaAttend(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.maxPages(), b.tokSeg(), b.tokPos(), scale, s.z, lora,
-                    latent, b.decode() ? Scratch.ATTEND_SPLITS : 1, s.attendZ, s.attendMl);   // decode: split each context
-        }
+        k.mlaAttend(rows, heads, s.qAbs, states.cache[layer], b.pageTable(), b.maxPages(), b.tokSeg(), b.tokPos(), scale, s.z, lora,
+                latent, b.decode() ? Scratch.ATTEND_SPLITS : 1, s.attendZ, s.attendMl);   // decode: split each context
         k.mlaValue(rows, heads, s.z, mw.kvB().data(), s.o, c.qkNopeHeadDim(), c.vHeadDim(), lora);
         project(s.o, heads * c.vHeadDim(), mw.out(), s.mixed, rows);       // o_proj
     }
@@ -441,13 +432,14 @@ public final class CudaEngine implements Engine {
         k.moeRoute(rows, s.routerLogits, mw.bias(), e, topk, c.numExpertGroups(), c.topkGroups(), c.renormalize(),
                 c.weightsUseCorrectionBias(), c.routedScalingFactor(), s.expertIds, s.expertWeights);
         int pairs = rows * topk;
-        int tileRows = rows == 1 ? 1 : EngineKernels.GEMV_ROWS;          // one token: its pairs have distinct experts
+        // one token on the fp32 kernel: its pairs have distinct experts, one per tile
+        int tileRows = rows == 1 && !k.tensorCores(rows) ? 1 : EngineKernels.GEMV_ROWS;
         int maxTiles = maxTiles(rows, tileRows);
         k.moeAlign(s.expertIds, pairs, e, s.order, s.tileExpert, s.tileCount, s.expertLoads, tileRows);
-        k.moeGemv(tileRows, maxTiles, s.normed, d, s.order, s.tileExpert, s.tileCount, topk, 0, mw.gateUp(), 2L * width * d, s.expertHidden,
+        k.moeGemv(rows, tileRows, maxTiles, s.normed, d, s.order, s.tileExpert, s.tileCount, topk, 0, mw.gateUp(), 2L * width * d, s.expertHidden,
                 2 * width, 2 * width, d);                                   // gate|up of each (token, expert)
         k.swiglu(maxTiles * tileRows, s.expertHidden, 2 * width, s.expertAct, width, width);
-        k.moeGemv(tileRows, maxTiles, s.expertAct, width, s.order, s.tileExpert, s.tileCount, topk, 1, mw.down(), (long) d * width, s.pairOut,
+        k.moeGemv(rows, tileRows, maxTiles, s.expertAct, width, s.order, s.tileExpert, s.tileCount, topk, 1, mw.down(), (long) d * width, s.pairOut,
                 d, d, width);                                               // down of each pair
         if (mw.shared() != null) {
             mlp(mw.shared(), rows, s.mixed);                                // shared expert
@@ -514,7 +506,6 @@ public final class CudaEngine implements Engine {
             kdaDecodeModule.close();
             kdaPrefillModule.close();
             gemvModule.close();
-            mlaTiledModule.close();
             if (ownsDevice) {
                 device.close();
             }

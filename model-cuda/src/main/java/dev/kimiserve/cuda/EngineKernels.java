@@ -17,7 +17,7 @@ final class EngineKernels {
     private final CudaModule module;
     private final GemvKernel tiled;
     private final GemvKernel.Variant tiledVariant;
-    /** From this many rows (below cuBLASLt's) projections run on the tensor-core GEMV ({@code kimi.cuda.tc-from-rows}). */
+    /** From this many rows (below cuBLASLt's) projections and expert GEMVs run on tensor cores ({@link CudaEngine.Options#tcFromRows}). */
     private final int tcFromRows;
     private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addHalves, gemv, moeRoute, moeAlign, moeGemv, moeGemv1, moeCombine,
             convSilu, kdaPrep, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaAttendCombine, mlaValue;
@@ -25,17 +25,18 @@ final class EngineKernels {
     /** The default projection tiling: c1w4 decoded 447.6 tok/s against the warp kernel's 375.0 (H100, 48B --layers 8, batch 1). */
     static final String DEFAULT_GEMV = "c1w4";
 
-    /** H100, 48B --layers 8: at batch 1 the fp32 tiling decoded 652 tok/s against tc's 524; at batch 4 tc 1098 against 951. */
-    static final int DEFAULT_TC_FROM_ROWS = 4;
     /** Heads per mla_attend block (engine.cu's ATTEND_HEADS): a cache row read once serves them all. */
     static final int ATTEND_HEADS = 4;
 
     EngineKernels(CudaDevice device, CudaModule module) {
-        this(device, module, null);
+        this(device, module, null, Integer.MAX_VALUE);
     }
 
-    /** With {@code gemvModule} (gemv.cu) the {@code kimi.cuda.gemv} tiling can be chosen; null: engine.cu's kernel only. */
-    EngineKernels(CudaDevice device, CudaModule module, CudaModule gemvModule) {
+    /**
+     * With {@code gemvModule} (gemv.cu) the {@code kimi.cuda.gemv} tiling can be chosen, and from {@code tcFromRows} rows
+     * the tensor-core kernels run; null: engine.cu's kernels only.
+     */
+    EngineKernels(CudaDevice device, CudaModule module, CudaModule gemvModule, int tcFromRows) {
         this.device = device;
         this.module = module;
         String choice = System.getProperty("kimi.cuda.gemv", System.getenv("KIMI_CUDA_GEMV"));
@@ -45,8 +46,7 @@ final class EngineKernels {
         boolean warp = choice.trim().equals("warp");
         this.tiledVariant = warp ? null : GemvKernel.variant(choice.trim());
         this.tiled = warp || gemvModule == null ? null : new GemvKernel(device, gemvModule);
-        String tc = System.getProperty("kimi.cuda.tc-from-rows", System.getenv("KIMI_CUDA_TC_FROM_ROWS"));
-        this.tcFromRows = tc == null || tc.isBlank() ? DEFAULT_TC_FROM_ROWS : Integer.parseInt(tc.trim());
+        this.tcFromRows = tcFromRows > 0 ? tcFromRows : Integer.MAX_VALUE;
         embedRows = fn("embed_rows");
         addRmsNorm = fn("add_rms_norm");
         swiglu = fn("swiglu");
@@ -105,11 +105,16 @@ final class EngineKernels {
      * activation). Within each of these ranges a row's result does not depend on the other rows.
      */
     void gemv(DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate) {
-        if (tiled != null && m >= tcFromRows && GemvKernel.applies(x, ldx, k)) {
+        if (tensorCores(m) && GemvKernel.applies(x, ldx, k)) {
             timed("gemv_tc", () -> tiled.launch(GemvKernel.TC, x, ldx, w, y, ldy, m, n, k, accumulate));
             return;
         }
         gemvFp32(x, ldx, w, y, ldy, m, n, k, accumulate);
+    }
+
+    /** Whether a launch of this many rows runs on the tensor-core kernels (where the shape allows). */
+    boolean tensorCores(int rows) {
+        return tiled != null && rows >= tcFromRows;
     }
 
     /** {@link #gemv} with fp32 activations whatever the rows (the MoE router: expert choices are discontinuous). */
@@ -124,7 +129,7 @@ final class EngineKernels {
 
     void moeRoute(int tokens, DeviceBuffer logits, DeviceBuffer bias, int experts, int topk, int groups, int topkGroups,
                   boolean renormalize, boolean biasedWeights, float scaling, DeviceBuffer ids, DeviceBuffer weights) {
-        launch(moeRoute, tokens, 1, 1, 32, 8 * (2 * experts + 64), logits, bias, tokens, experts, topk, groups, topkGroups,
+        launch(moeRoute, tokens, 1, 1, Math.min(1024, (experts + 31) / 32 * 32), 8 * (2 * experts + 64), logits, bias, tokens, experts, topk, groups, topkGroups,
                 renormalize ? 1 : 0, biasedWeights ? 1 : 0, scaling, ids, weights);
     }
 
@@ -134,9 +139,16 @@ final class EngineKernels {
         launch(moeAlign, 1, 1, 1, 1024, 8 * experts, ids, pairs, experts, order, tileExpert, tileCount, loads, tileRows);
     }
 
-    /** Stage 0: gate/up of each pair's token into row p; stage 1: down of row p into the pair's row. */
-    void moeGemv(int tileRows, int maxTiles, DeviceBuffer x, int ldx, DeviceBuffer order, DeviceBuffer tileExpert, DeviceBuffer tileCount,
-                 int topk, int stage, DeviceBuffer w, long expertStride, DeviceBuffer y, int ldy, int n, int k) {
+    /**
+     * Stage 0: gate/up of each pair's token into row p; stage 1: down of row p into the pair's row. From
+     * {@code kimi.cuda.tc-from-rows} tokens (as the projections) on tensor cores, else the fp32 kernel.
+     */
+    void moeGemv(int tokens, int tileRows, int maxTiles, DeviceBuffer x, int ldx, DeviceBuffer order, DeviceBuffer tileExpert,
+                 DeviceBuffer tileCount, int topk, int stage, DeviceBuffer w, long expertStride, DeviceBuffer y, int ldy, int n, int k) {
+        if (tileRows == GEMV_ROWS && tensorCores(tokens) && GemvKernel.applies(x, ldx, k)) {   // as the projections
+            timed("moe_gemv_tc", () -> tiled.launchMoe(maxTiles, x, ldx, order, tileExpert, tileCount, topk, stage, w, expertStride, y, ldy, n, k));
+            return;
+        }
         launch(tileRows == 1 ? moeGemv1 : moeGemv, (n + 31) / 32, maxTiles, 1, 256, 0, x, ldx, order, tileExpert, tileCount, topk, stage, w, expertStride, y, ldy, n, k,
                 vec(x, ldx, k) ? 1 : 0);
     }

@@ -45,6 +45,7 @@ public final class GemvKernel {
         for (int tiles : TC_TILES) {
             functions.put("tc_n" + tiles, module.function("gemv_tc_n" + tiles));
         }
+        functions.put("moe_tc", module.function("moe_gemv_tc"));
     }
 
     /** The variant called {@code name}, or an exception listing the known ones. */
@@ -80,5 +81,24 @@ public final class GemvKernel {
                 Pointer.to(Pointer.to(x.pointer()), Pointer.to(new int[]{ldx}), Pointer.to(w.pointer()), Pointer.to(y.pointer()),
                         Pointer.to(new int[]{ldy}), Pointer.to(new int[]{m}), Pointer.to(new int[]{n}), Pointer.to(new int[]{k}),
                         Pointer.to(new int[]{accumulate ? 1 : 0})), null);
+    }
+
+    /**
+     * One expert projection on tensor cores for tiles of 8 pair positions (engine.cu's moe_align grouping): stage 0 reads
+     * token order[p] / topk of x into row p of y, stage 1 row p of x into row order[p]. w is [E][n][k], expertStride
+     * elements apart.
+     */
+    public void launchMoe(int maxTiles, DeviceBuffer x, int ldx, DeviceBuffer order, DeviceBuffer tileExpert, DeviceBuffer tileCount,
+                          int topk, int stage, DeviceBuffer w, long expertStride, DeviceBuffer y, int ldy, int n, int k) {
+        if (maxTiles <= 0 || n <= 0 || k <= 0 || !applies(x, ldx, k)) {
+            throw new IllegalArgumentException("moe_gemv_tc: tiles=" + maxTiles + " n=" + n + " k=" + k + " ldx=" + ldx
+                    + " (needs positive sizes, k % 8 == 0 and 16-byte aligned rows)");
+        }
+        device.makeCurrent();
+        cuLaunchKernel(functions.get("moe_tc"), (n + 15) / 16, maxTiles, 1, 256, 1, 1, 0, device.stream(),
+                Pointer.to(Pointer.to(x.pointer()), Pointer.to(new int[]{ldx}), Pointer.to(order.pointer()), Pointer.to(tileExpert.pointer()),
+                        Pointer.to(tileCount.pointer()), Pointer.to(new int[]{topk}), Pointer.to(new int[]{stage}), Pointer.to(w.pointer()),
+                        Pointer.to(new long[]{expertStride}), Pointer.to(y.pointer()), Pointer.to(new int[]{ldy}), Pointer.to(new int[]{n}),
+                        Pointer.to(new int[]{k})), null);
     }
 }

@@ -51,9 +51,8 @@ final class Scratch implements AutoCloseable {
         int widest = Math.max(Math.max(kdaIn, mlaIn), Math.max(2 * width, 1));
         int topk = moe == null ? 0 : moe.expertsPerToken();
         long pairs = r * topk;
-        // pair positions after grouping, for tiles of 8 or 16 (padding up to tile - 1 per expert)
-        long positions = moe == null ? 0 : Math.max((pairs / EngineKernels.GEMV_ROWS + Math.min(pairs, moe.numExperts())) * EngineKernels.GEMV_ROWS,
-                (pairs / 16 + Math.min(pairs, moe.numExperts())) * 16);
+        // pair positions after grouping into tiles of 8 (padding up to 7 per expert; tiles of 1 need fewer)
+        long positions = moe == null ? 0 : (pairs / EngineKernels.GEMV_ROWS + Math.min(pairs, moe.numExperts())) * EngineKernels.GEMV_ROWS;
         int widestIn = max(d, c, qLora, mlaOut, width, cfg.kda() == null ? 0 : cfg.kda().headDim());
         long[] sizes = {
                 r * d, r * d, r * d, r * widest, r * width,

@@ -40,21 +40,21 @@ import org.junit.jupiter.params.provider.ValueSource;
 class CudaEngineTest extends GpuTest {
     static final double GOLDEN_ATOL = 1e-3;
     /** fp32 activations everywhere (no cuBLASLt) and a small prefill chunk, so that prompts go in several pieces. */
-    static final CudaEngine.Options EXACT = new CudaEngine.Options(8, 4096, 64, 0, false, true, false);
-    static final CudaEngine.Options DEFAULT = new CudaEngine.Options(8, 4096, 1024, 64, false, true, false);
-    static final CudaEngine.Options BF16 = new CudaEngine.Options(8, 4096, 1024, 64, true, true, false);
-    /** EXACT with the tiled MLA attention (mla_tiled.cu). */
-    static final CudaEngine.Options TILED = new CudaEngine.Options(8, 4096, 64, 0, false, true, true);
+    static final CudaEngine.Options EXACT = new CudaEngine.Options(8, 4096, 64, 0, 0, false, true);
+    static final CudaEngine.Options DEFAULT = new CudaEngine.Options(8, 4096, 1024, 64, CudaEngine.Options.DEFAULT_TC_FROM_ROWS, false, true);
+    static final CudaEngine.Options BF16 = new CudaEngine.Options(8, 4096, 1024, 64, CudaEngine.Options.DEFAULT_TC_FROM_ROWS, true, true);
+    /** EXACT with every projection and expert GEMV on the tensor-core kernels (from one row). */
+    static final CudaEngine.Options TENSOR = new CudaEngine.Options(8, 4096, 64, 0, 1, false, true);
 
     @TempDir
     Path dir;
 
-    @ParameterizedTest(name = "tiny-a prefill and teacher-forced decode, cuBLASLt from {0} rows, graphs {1}, tiled MLA {2}")
-    @org.junit.jupiter.params.provider.CsvSource({"64, true, false", "0, false, false", "64, false, false", "0, true, false", "0, true, true"})
-    void tinyAMatchesTransformers(int cublasFromRows, boolean graphs, boolean tiledMla) {
+    @ParameterizedTest(name = "tiny-a prefill and teacher-forced decode, cuBLASLt from {0} rows, graphs {1}, tensor-core GEMV from {2} rows")
+    @org.junit.jupiter.params.provider.CsvSource({"64, true, 4", "0, false, 0", "64, false, 4", "0, true, 0", "0, true, 1"})
+    void tinyAMatchesTransformers(int cublasFromRows, boolean graphs, int tcFromRows) {
         try (TinyA tiny = new TinyA();
              CudaEngine cuda = new CudaEngine(tiny.model.weights(), device,
-                     new CudaEngine.Options(8, 4096, 1024, cublasFromRows, false, graphs, tiledMla))) {
+                     new CudaEngine.Options(8, 4096, 1024, cublasFromRows, tcFromRows, false, graphs))) {
             int vocab = tiny.model.config().vocabSize();
             int layers = tiny.model.config().numLayers();
             for (int length : TinyA.PREFILL_CASES) {
@@ -166,18 +166,29 @@ class CudaEngineTest extends GpuTest {
             }
             int[] prompt = rnd.ints(300, 0, vocab).toArray();
             float[] c = cpu.prefill(prompt, cpu.newState(), Engine.Logits.ALL);
-            try (CudaEngine tiled = new CudaEngine(m.weights(), device, TILED)) {                          // 64-row pieces over a growing cache
+            try (CudaEngine tensor = new CudaEngine(m.weights(), device, TENSOR)) {   // tensor cores from one row, 64-row pieces
                 SequenceState cpuState = cpu.newState();
-                SequenceState tiledState = tiled.newState();
-                float[] g = tiled.prefill(prompt, tiledState, Engine.Logits.ALL);
-                assertRelRms(shape + " prefill with the tiled MLA attention", cpu.prefill(prompt, cpuState, Engine.Logits.ALL),
-                        g, 1e-4);
-                for (int step = 0; step < 3; step++) {                          // decode: 16 heads per tile, split positions
-                    int token = rnd.nextInt(vocab);
-                    assertRelRms(shape + " decode with the tiled MLA attention, step " + step, cpu.decode(token, cpuState),
-                            tiled.decode(token, tiledState), 1e-4);
+                SequenceState[] states = new SequenceState[4];
+                float[] g = null;
+                for (int b = 0; b < states.length; b++) {
+                    states[b] = tensor.newState();
+                    float[] logits = tensor.prefill(Arrays.copyOf(prompt, prompt.length - 50 * b), states[b], Engine.Logits.ALL);
+                    g = b == 0 ? logits : g;
                 }
-                System.out.printf("%s prefill 300 with the tiled MLA attention: rel rms %.2e%n", shape, relRms(c, g));
+                assertRelRms(shape + " prefill on the tensor-core GEMVs", cpu.prefill(prompt, cpuState, Engine.Logits.ALL), g, 1e-4);
+                for (int step = 0; step < 3; step++) {
+                    int[] tokens = rnd.ints(states.length, 0, vocab).toArray();
+                    SequenceState[] alone = Arrays.stream(states).map(SequenceState::copy).toArray(SequenceState[]::new);
+                    float[] batched = new float[states.length * vocab];
+                    tensor.decode(tokens, states, batched);
+                    for (int b = 0; b < states.length; b++) {               // an MMA column does not see the others
+                        assertArrayEquals(tensor.decode(tokens[b], alone[b]), Arrays.copyOfRange(batched, b * vocab, (b + 1) * vocab),
+                                "tensor cores: batched decode = decoding alone, step " + step + " sequence " + b);
+                    }
+                    assertRelRms(shape + " decode on the tensor-core GEMVs, step " + step, cpu.decode(tokens[0], cpuState),
+                            Arrays.copyOf(batched, vocab), 1e-4);
+                }
+                System.out.printf("%s prefill 300 on the tensor-core GEMVs: rel rms %.2e%n", shape, relRms(c, g));
             }
             try (CudaEngine defaults = new CudaEngine(m.weights(), device, DEFAULT);      // cuBLASLt from 64 rows, split activations
                  CudaEngine bf16 = new CudaEngine(m.weights(), device, BF16)) {           // cuBLASLt from 64 rows, bf16 activations
@@ -195,7 +206,7 @@ class CudaEngineTest extends GpuTest {
         RandomCheckpoint.write(TestModels.awkward(), dir, 3, Long.MAX_VALUE, null);
         try (LoadedModel m = LoadedModel.open(dir);
              CudaEngine roomy = new CudaEngine(m.weights(), device, EXACT);
-             CudaEngine tight = new CudaEngine(m.weights(), device, new CudaEngine.Options(2, 4096, 64, 0, false, false, false))) {
+             CudaEngine tight = new CudaEngine(m.weights(), device, new CudaEngine.Options(2, 4096, 64, 0, 0, false, false))) {
             int vocab = m.config().vocabSize();
             SplittableRandom rnd = new SplittableRandom(9);
             int n = 5;

@@ -56,8 +56,8 @@ class CudaGraphTest extends GpuTest {
     @Test
     void oneGraphServesSequencesInTurn() {
         try (TinyA tiny = new TinyA();
-             CudaEngine eager = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(4, 4096, 1024, 0, false, false, false));
-             CudaEngine graphs = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(4, 4096, 1024, 0, false, true, false))) {
+             CudaEngine eager = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(4, 4096, 1024, 0, 0, false, false));
+             CudaEngine graphs = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(4, 4096, 1024, 0, 0, false, true))) {
             int n = 3;
             SequenceState[] a = new SequenceState[n];
             SequenceState[] b = new SequenceState[n];
@@ -85,8 +85,8 @@ class CudaGraphTest extends GpuTest {
     @org.junit.jupiter.params.provider.CsvSource({"1, 7, 0", "3, 7, 0", "1, 150, 64", "3, 150, 0"})
     void tinyADecodeWithGraphsEqualsWithout(int batch, int promptLength, int cublasFromRows) {
         try (TinyA tiny = new TinyA();
-             CudaEngine eager = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(4, 4096, 1024, cublasFromRows, false, false, false));
-             CudaEngine graphs = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(4, 4096, 1024, cublasFromRows, false, true, false))) {
+             CudaEngine eager = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(4, 4096, 1024, cublasFromRows, CudaEngine.Options.DEFAULT_TC_FROM_ROWS, false, false));
+             CudaEngine graphs = new CudaEngine(tiny.model.weights(), device, new CudaEngine.Options(4, 4096, 1024, cublasFromRows, CudaEngine.Options.DEFAULT_TC_FROM_ROWS, false, true))) {
             int vocab = tiny.model.config().vocabSize();
             SequenceState[] a = new SequenceState[batch];
             SequenceState[] b = new SequenceState[batch];

@@ -778,10 +778,10 @@ extern "C" __global__ void mla_absorb_q(const float* __restrict__ q, int ldq, co
 #define ATTEND_THREADS 128
 #define MAX_LATENT_PER_THREAD 8
 
-// Slices a token's positions are split into when splits > 1: one per 64 positions, at most splits. It depends only on
+// Slices a token's positions are split into when splits > 1: one per 32 positions, at most splits. It depends only on
 // the token's own length, so a sequence gets the same sums whatever else shares the launch.
 __device__ __forceinline__ int attend_slices(int len, int splits) {
-    return min(splits, (len + 63) / 64);
+    return min(splits, (len + 31) / 32);
 }
 
 #define ATTEND_HEADS 4                                     // heads per block: each cache row read serves them all
@@ -837,13 +837,14 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
     const int warp = threadIdx.x >> 5;
     const int lane = threadIdx.x & 31;
     for (int base = lo; base < hi; base += ATTEND_THREADS) {
-        // scores: each warp takes 32 positions, 8 at a time; its lanes read those rows together (coalesced, 8 streams)
-        for (int jj = 0; jj < 32 && base + warp * 32 + jj < hi; jj += 8) {   // warp-uniform: no rows past the slice
+        // scores: the warps take turns of 8 positions (warp w: base + 32 r + 8 w + u), so a short slice still keeps
+        // every warp busy; its lanes read those 8 rows together (coalesced, 8 streams)
+        for (int off = warp * 8; off < ATTEND_THREADS && base + off < hi; off += 32) {   // warp-uniform: no rows past the slice
             const float* c[8];
             float dot[ATTEND_HEADS][8];
 #pragma unroll
             for (int u = 0; u < 8; u++) {
-                const int pos = min(base + warp * 32 + jj + u, hi - 1);
+                const int pos = min(base + off + u, hi - 1);
                 c[u] = cache + (size_t) (pages[pos >> 6] * 64 + (pos & 63)) * W;
 #pragma unroll
                 for (int hh = 0; hh < ATTEND_HEADS; hh++) {
@@ -889,7 +890,7 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
                 for (int u = 0; u < 8; u++) {
                     const float d = warp_sum(dot[hh][u]);
                     if (lane == 0) {
-                        p[hh][warp * 32 + jj + u] = d * scale;
+                        p[hh][off + u] = d * scale;
                     }
                 }
             }
@@ -925,22 +926,26 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
             }
         }
         int jj = 0;
-        for (; jj + 2 <= n; jj += 2) {
-            const float* c0 = cache + (size_t) rows[jj] * W;
-            const float* c1 = cache + (size_t) rows[jj + 1] * W;
-            float v0[MAX_LATENT_PER_THREAD], v1[MAX_LATENT_PER_THREAD];
+        for (; jj + 4 <= n; jj += 4) {                     // 4 rows' loads in flight
+            float v[4][MAX_LATENT_PER_THREAD];
 #pragma unroll
-            for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
-                const int d = threadIdx.x + i * ATTEND_THREADS;
-                v0[i] = d < L ? c0[d] : 0.f;
-                v1[i] = d < L ? c1[d] : 0.f;
+            for (int u = 0; u < 4; u++) {
+                const float* cu = cache + (size_t) rows[jj + u] * W;
+#pragma unroll
+                for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+                    const int d = threadIdx.x + i * ATTEND_THREADS;
+                    v[u][i] = d < L ? cu[d] : 0.f;
+                }
             }
 #pragma unroll
             for (int hh = 0; hh < ATTEND_HEADS; hh++) {
-                const float p0 = p[hh][jj], p1 = p[hh][jj + 1];
 #pragma unroll
-                for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
-                    acc[hh][i] = fmaf(p1, v1[i], fmaf(p0, v0[i], acc[hh][i]));
+                for (int u = 0; u < 4; u++) {
+                    const float pu = p[hh][jj + u];
+#pragma unroll
+                    for (int i = 0; i < MAX_LATENT_PER_THREAD; i++) {
+                        acc[hh][i] = fmaf(pu, v[u][i], acc[hh][i]);
+                    }
                 }
             }
         }

@@ -106,12 +106,12 @@ public final class CudaKernelBench implements AutoCloseable {
         }
     }
 
-    /** Every gemv.cu tiling next to engine.cu's kernel on the gemv shapes, m = 1 and 8 (to choose kimi.cuda.gemv). */
+    /** Every gemv.cu tiling next to engine.cu's kernel on the gemv shapes, m = 1, 4 and 16 (to choose kimi.cuda.gemv). */
     public void gemvVariants() {
         try (CudaModule engine = new CudaModule(device, "engine"); CudaModule tiles = new CudaModule(device, "gemv")) {
             EngineKernels kernels = new EngineKernels(device, engine);
             GemvKernel tiled = new GemvKernel(device, tiles);
-            for (int m : new int[]{1, 8}) {
+            for (int m : new int[]{1, 4, 16}) {
                 for (int[] nk : GEMV_SHAPES) {
                     gemv(kernels, m, nk[0], nk[1]);
                     for (GemvKernel.Variant v : GemvKernel.VARIANTS) {
@@ -123,7 +123,9 @@ public final class CudaKernelBench implements AutoCloseable {
     }
 
     /** The 48B model's KDA input projection, o_proj, one expert's gate|up and lm_head. */
-    private static final int[][] GEMV_SHAPES = {{12576, 2304}, {2304, 4096}, {2048, 2304}, {163840, 2304}};
+    /** 48B projections [N, K]: KDA input, o_proj, an expert's gate|up, lm_head, shared-expert down, KDA f/g up, router. */
+    private static final int[][] GEMV_SHAPES = {{12576, 2304}, {2304, 4096}, {2048, 2304}, {163840, 2304}, {2304, 1024}, {4096, 128},
+            {256, 2304}};
 
     /** A projection launch on given buffers. */
     @FunctionalInterface

@@ -187,7 +187,7 @@ final class EngineKernels {
         launch(mlaAbsorbQ, rows, heads, (lora + 63) / 64, 256, 0, q, ldq, kvB, qAbs, heads, nope, rope, vHead, lora);
     }
 
-    /** Attention over the latent cache; {@code splits} > 1 splits each token's positions (one slice per 64, at most that). */
+    /** Attention over the latent cache; {@code splits} > 1 splits each token's positions (one slice per 32, at most that). */
     void mlaAttend(int rows, int heads, DeviceBuffer qAbs, DeviceBuffer cache, DeviceBuffer pageTable, int maxPages, DeviceBuffer tokSeg,
                    DeviceBuffer tokPos, float scale, DeviceBuffer z, int lora, int width, int splits, DeviceBuffer partZ, DeviceBuffer partMl) {
         launch(mlaAttend, rows, (heads + ATTEND_HEADS - 1) / ATTEND_HEADS, splits, 128, 4 * ATTEND_HEADS * width, qAbs, cache, pageTable, maxPages, tokSeg, tokPos, scale, z, heads, lora, width,

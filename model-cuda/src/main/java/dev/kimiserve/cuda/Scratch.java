@@ -7,7 +7,7 @@ import dev.kimiserve.core.config.KimiLinearConfig;
  * the engine is built (so a decode step allocates nothing). Shapes in rows R; C = KDA channels, D = hidden size.
  */
 final class Scratch implements AutoCloseable {
-    /** Most slices a decode token's attention is split into (one per 64 cached positions). */
+    /** Most slices a decode token's attention is split into (one per 32 cached positions). */
     static final int ATTEND_SPLITS = 16;
     private final DeviceBuffer arena;
     private long used;

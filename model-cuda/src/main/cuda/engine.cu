@@ -187,6 +187,18 @@ extern "C" __global__ void add_halves(float* __restrict__ y, const float* __rest
 
 #define GEMV_ROWS 8
 
+// s + (a | b) . q, q holding 8 bf16 weights, summed in element order.
+__device__ __forceinline__ float fma8(float s, const float4 a, const float4 b, const uint4 q) {
+    s = fmaf(a.x, __uint_as_float(q.x << 16), s);
+    s = fmaf(a.y, __uint_as_float(q.x & 0xffff0000u), s);
+    s = fmaf(a.z, __uint_as_float(q.y << 16), s);
+    s = fmaf(a.w, __uint_as_float(q.y & 0xffff0000u), s);
+    s = fmaf(b.x, __uint_as_float(q.z << 16), s);
+    s = fmaf(b.y, __uint_as_float(q.z & 0xffff0000u), s);
+    s = fmaf(b.z, __uint_as_float(q.w << 16), s);
+    return fmaf(b.w, __uint_as_float(q.w & 0xffff0000u), s);
+}
+
 // acc[r] += sum over this lane's k of x_r[k] * w[k] for r < rows <= ROWS (the order of a row's sums does not depend on
 // ROWS or rows); vec: 8 weights (16 bytes) per load, x rows 16-byte aligned.
 template <int ROWS>
@@ -196,31 +208,13 @@ __device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const
     if (vec) {
 #pragma unroll 2
         for (int k = lane * 8; k < K; k += 256) {
-            uint4 packed = __ldg(reinterpret_cast<const uint4*>(w + k));
-            float wf[8];
-            wf[0] = __uint_as_float(packed.x << 16);
-            wf[1] = __uint_as_float(packed.x & 0xffff0000u);
-            wf[2] = __uint_as_float(packed.y << 16);
-            wf[3] = __uint_as_float(packed.y & 0xffff0000u);
-            wf[4] = __uint_as_float(packed.z << 16);
-            wf[5] = __uint_as_float(packed.z & 0xffff0000u);
-            wf[6] = __uint_as_float(packed.w << 16);
-            wf[7] = __uint_as_float(packed.w & 0xffff0000u);
+            const uint4 packed = __ldg(reinterpret_cast<const uint4*>(w + k));
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 if (r < rows) {
-                    float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
-                    float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
-                    float s = acc[r];
-                    s = fmaf(a.x, wf[0], s);
-                    s = fmaf(a.y, wf[1], s);
-                    s = fmaf(a.z, wf[2], s);
-                    s = fmaf(a.w, wf[3], s);
-                    s = fmaf(b.x, wf[4], s);
-                    s = fmaf(b.y, wf[5], s);
-                    s = fmaf(b.z, wf[6], s);
-                    s = fmaf(b.w, wf[7], s);
-                    acc[r] = s;
+                    const float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
+                    const float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
+                    acc[r] = fma8(acc[r], a, b, packed);
                 }
             }
         }
@@ -465,26 +459,8 @@ __device__ __forceinline__ void dot_rows_pair(const float* const* xs, int rows, 
             if (r < rows) {
                 const float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
                 const float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
-                float s = acc0[r];
-                s = fmaf(a.x, __uint_as_float(q0.x << 16), s);
-                s = fmaf(a.y, __uint_as_float(q0.x & 0xffff0000u), s);
-                s = fmaf(a.z, __uint_as_float(q0.y << 16), s);
-                s = fmaf(a.w, __uint_as_float(q0.y & 0xffff0000u), s);
-                s = fmaf(b.x, __uint_as_float(q0.z << 16), s);
-                s = fmaf(b.y, __uint_as_float(q0.z & 0xffff0000u), s);
-                s = fmaf(b.z, __uint_as_float(q0.w << 16), s);
-                s = fmaf(b.w, __uint_as_float(q0.w & 0xffff0000u), s);
-                acc0[r] = s;
-                s = acc1[r];
-                s = fmaf(a.x, __uint_as_float(q1.x << 16), s);
-                s = fmaf(a.y, __uint_as_float(q1.x & 0xffff0000u), s);
-                s = fmaf(a.z, __uint_as_float(q1.y << 16), s);
-                s = fmaf(a.w, __uint_as_float(q1.y & 0xffff0000u), s);
-                s = fmaf(b.x, __uint_as_float(q1.z << 16), s);
-                s = fmaf(b.y, __uint_as_float(q1.z & 0xffff0000u), s);
-                s = fmaf(b.z, __uint_as_float(q1.w << 16), s);
-                s = fmaf(b.w, __uint_as_float(q1.w & 0xffff0000u), s);
-                acc1[r] = s;
+                acc0[r] = fma8(acc0[r], a, b, q0);
+                acc1[r] = fma8(acc1[r], a, b, q1);
             }
         }
     }

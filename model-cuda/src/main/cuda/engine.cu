@@ -267,7 +267,9 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restr
 // Expert selection, one block per token (its threads score, warp 0 chooses), the algorithm of model-core's Routing in
 // double precision: sigmoid scores, correction bias for selection, group-limited top-k (group score = sum of its two
 // best), weights from the unbiased (or biased) scores, renormalised, scaled. Ties go to the lower index.
-// Grid: T blocks of 32 to 1024 threads; shared: 2E + 64 doubles.
+// With one_order (T = 1 only) it also writes the one-pair tiles moe_align would make for that token (pair slot in tile
+// slot, any order serves), so a one-token step needs no moe_align. Grid: T blocks of 32 to 1024 threads; shared: 2E +
+// 64 doubles.
 __device__ __forceinline__ void warp_argmax(double& value, int& index) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -282,7 +284,9 @@ __device__ __forceinline__ void warp_argmax(double& value, int& index) {
 
 extern "C" __global__ void moe_route(const float* __restrict__ logits, const float* __restrict__ bias, int T, int E, int topk,
                                      int groups, int topk_groups, int renormalize, int biased_weights, float scaling,
-                                     int* __restrict__ ids, float* __restrict__ weights) {
+                                     int* __restrict__ ids, float* __restrict__ weights, int* __restrict__ one_order,
+                                     int* __restrict__ one_tile_expert, int* __restrict__ one_tile_count,
+                                     unsigned long long* __restrict__ loads) {
     extern __shared__ double route_shared[];
     double* score = route_shared;                          // [E] sigmoid scores
     double* choice = route_shared + E;                     // [E] selection scores; -inf once masked or taken
@@ -362,6 +366,14 @@ extern "C" __global__ void moe_route(const float* __restrict__ logits, const flo
             double v = renormalize ? w[slot] / sum : w[slot];
             ids[t * topk + slot] = chosen[slot];
             weights[t * topk + slot] = (float) (v * (double) scaling);
+            if (one_order != nullptr) {                    // one token: tiles of one pair each, as moe_align would lay them
+                one_order[slot] = slot;
+                one_tile_expert[slot] = chosen[slot];
+            }
+        }
+        if (one_order != nullptr) {
+            *one_tile_count = topk;
+            *loads += topk;
         }
     }
 }

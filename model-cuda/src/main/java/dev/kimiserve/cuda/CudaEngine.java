@@ -429,13 +429,16 @@ public final class CudaEngine implements Engine {
         int topk = c.expertsPerToken();
         int width = mw.width();
         k.gemvFp32(s.normed, d, mw.router().data(), s.routerLogits, e, rows, e, d, false); // router logits, fp32 (choices are discontinuous)
-        k.moeRoute(rows, s.routerLogits, mw.bias(), e, topk, c.numExpertGroups(), c.topkGroups(), c.renormalize(),
-                c.weightsUseCorrectionBias(), c.routedScalingFactor(), s.expertIds, s.expertWeights);
         int pairs = rows * topk;
-        // one token on the fp32 kernel: its pairs have distinct experts, one per tile
+        // one token on the fp32 kernel: its pairs have distinct experts, one per tile, laid out by the routing itself
         int tileRows = rows == 1 && !k.tensorCores(rows) ? 1 : EngineKernels.GEMV_ROWS;
         int maxTiles = maxTiles(rows, tileRows);
-        k.moeAlign(s.expertIds, pairs, e, s.order, s.tileExpert, s.tileCount, s.expertLoads, tileRows);
+        DeviceBuffer[] oneTile = tileRows == 1 ? new DeviceBuffer[]{s.order, s.tileExpert, s.tileCount, s.expertLoads} : null;
+        k.moeRoute(rows, s.routerLogits, mw.bias(), e, topk, c.numExpertGroups(), c.topkGroups(), c.renormalize(),
+                c.weightsUseCorrectionBias(), c.routedScalingFactor(), s.expertIds, s.expertWeights, oneTile);
+        if (oneTile == null) {
+            k.moeAlign(s.expertIds, pairs, e, s.order, s.tileExpert, s.tileCount, s.expertLoads, tileRows);
+        }
         k.moeGemv(rows, tileRows, maxTiles, s.normed, d, s.order, s.tileExpert, s.tileCount, topk, 0, mw.gateUp(), 2L * width * d, s.expertHidden,
                 2 * width, 2 * width, d);                                   // gate|up of each (token, expert)
         k.swiglu(maxTiles * tileRows, s.expertHidden, 2 * width, s.expertAct, width, width);

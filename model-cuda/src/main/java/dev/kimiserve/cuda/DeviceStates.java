@@ -48,6 +48,11 @@ final class DeviceStates implements SequenceState.Residence, AutoCloseable {
     final DeviceBuffer[] cache;
     private final WeakHashMap<SequenceState, Entry> entries = new WeakHashMap<>();
     private final ReferenceQueue<SequenceState> forgotten = new ReferenceQueue<>();
+    /**
+     * Every entry holding memory. A collected state's entry drops out of {@code entries} when the GC clears it but
+     * reaches {@code forgotten} only later (the reference handler enqueues it): this set still finds it in between.
+     */
+    private final Set<Entry> holding = Collections.newSetFromMap(new IdentityHashMap<>());
     private final ArrayDeque<Integer> freeSlots = new ArrayDeque<>();
     private final ArrayDeque<Integer> freePages = new ArrayDeque<>();
     private long clock;
@@ -121,6 +126,7 @@ final class DeviceStates implements SequenceState.Residence, AutoCloseable {
             if (e == null) {
                 e = new Entry(s, takeSlot(batch), forgotten);
                 entries.put(s, e);
+                holding.add(e);
             }
             e.lastUse = clock;
             if (s.residence() != this) {
@@ -163,8 +169,17 @@ final class DeviceStates implements SequenceState.Residence, AutoCloseable {
         return freePages.poll();
     }
 
-    /** Pulls the least recently used state outside the batch to the host and frees its memory; false if there is none. */
+    /**
+     * Frees a collected state's memory if there is one, else pulls the least recently used state outside the batch to
+     * the host and frees its memory; false if there is neither.
+     */
     private boolean evictOne(Set<SequenceState> batch) {
+        for (Entry e : holding) {
+            if (e.refersTo(null)) {                           // collected, not yet enqueued
+                free(e);
+                return true;
+            }
+        }
         Entry oldest = null;
         SequenceState victim = null;
         for (var it : entries.entrySet()) {
@@ -226,6 +241,7 @@ final class DeviceStates implements SequenceState.Residence, AutoCloseable {
     private void free(Entry e) {
         if (e != null && !e.freed) {
             e.freed = true;
+            holding.remove(e);
             freeSlots.add(e.slot);
             freePages.addAll(e.pages);
             e.pages.clear();

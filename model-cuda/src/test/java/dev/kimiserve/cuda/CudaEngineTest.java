@@ -236,6 +236,13 @@ class CudaEngineTest extends GpuTest {
             SequenceState host = a[2].copy();                                 // a state whose host copy is current stays usable
             roomy.release(host);
             assertArrayEquals(tight.decode(7, b[2]), roomy.decode(7, host));
+            for (int round = 0; round < 40; round++) {                        // forgotten pairs give their 2 slots back,
+                SequenceState[] pair = {tight.newState(), tight.newState()};   // also between the GC and the reference queue
+                tight.prefill(new int[]{1, 2, 3}, pair[0], Engine.Logits.LAST);
+                tight.prefill(new int[]{4, 5}, pair[1], Engine.Logits.LAST);
+                tight.decode(new int[]{6, 7}, pair, new float[2 * vocab]);
+                System.gc();
+            }
         }
     }
 }

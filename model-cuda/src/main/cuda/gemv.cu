@@ -1,6 +1,7 @@
-// Projection variants for few rows (decode): y[r][n] (+)= sum_k x[r][k] * w[n][k], fp32 activations, bf16 weights
-// [N][K], fp32 accumulation, up to 8 rows per block (1 for the _r1 entries). engine.cu's gemv_bf16 keeps one warp per output column; these
-// tile the same product differently, to be measured against it (`kimi bench-kernels --backend cuda --variants`):
+// Projections for few rows (decode): y[r][n] (+)= sum_k x[r][k] * w[n][k], fp32 activations, bf16 weights [N][K], fp32
+// accumulation. Two families: the fp32 tilings below (up to 8 rows per block, 1 for the _r1 entries; engine.cu's
+// gemv_bf16 keeps one warp per output column, these tile the same product differently) and, further down, the
+// tensor-core kernels (gemv_tc, moe_gemv_tc). `kimi bench-kernels --backend cuda --variants` times them all. The tilings:
 //   CPW  output columns per warp: its lanes keep CPW weight streams in flight at once;
 //   WPC  warps per column group: K is split into WPC contiguous parts summed in shared memory in a fixed order, so a
 //        short matrix still spreads over many warps.

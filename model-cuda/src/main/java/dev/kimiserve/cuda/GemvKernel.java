@@ -9,10 +9,11 @@ import jcuda.Pointer;
 import jcuda.driver.CUfunction;
 
 /**
- * Launches the projection tilings of src/main/cuda/gemv.cu: y[M, N] (+)= x[M, K] · w[N, K]^T with fp32 activations and
- * bf16 weights, for few rows. Each {@link Variant} keeps {@code columnsPerWarp} weight rows in flight per warp and splits
- * K over {@code warpsPerColumn} warps; a batch of one uses the entry compiled for one row (same sums, fewer registers).
- * Needs K % 8 == 0 and 16-byte aligned rows.
+ * Launches the projection kernels of src/main/cuda/gemv.cu: y[M, N] (+)= x[M, K] · w[N, K]^T with fp32 activations and
+ * bf16 weights, for few rows. Each fp32 {@link Variant} keeps {@code columnsPerWarp} weight rows in flight per warp and
+ * splits K over {@code warpsPerColumn} warps; a batch of one uses the entry compiled for one row (same sums, fewer
+ * registers). {@link #TC} runs on tensor cores with the activations split into hi + lo bf16, up to 64 rows per block
+ * ({@link #launchMoe} is its expert-tile form). Needs K % 8 == 0 and 16-byte aligned rows.
  */
 public final class GemvKernel {
     /** A tiling compiled into the module; {@code tc} (0 columns per warp) is the tensor-core kernel. */

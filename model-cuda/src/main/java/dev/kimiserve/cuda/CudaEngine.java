@@ -433,10 +433,9 @@ public final class CudaEngine implements Engine {
         // one token on the fp32 kernel: its pairs have distinct experts, one per tile, laid out by the routing itself
         int tileRows = rows == 1 && !k.tensorCores(rows) ? 1 : EngineKernels.GEMV_ROWS;
         int maxTiles = maxTiles(rows, tileRows);
-        DeviceBuffer[] oneTile = tileRows == 1 ? new DeviceBuffer[]{s.order, s.tileExpert, s.tileCount, s.expertLoads} : null;
         k.moeRoute(rows, s.routerLogits, mw.bias(), e, topk, c.numExpertGroups(), c.topkGroups(), c.renormalize(),
-                c.weightsUseCorrectionBias(), c.routedScalingFactor(), s.expertIds, s.expertWeights, oneTile);
-        if (oneTile == null) {
+                c.weightsUseCorrectionBias(), c.routedScalingFactor(), s.expertIds, s.expertWeights, tileRows == 1 ? s.tiles : null);
+        if (tileRows != 1) {
             k.moeAlign(s.expertIds, pairs, e, s.order, s.tileExpert, s.tileCount, s.expertLoads, tileRows);
         }
         k.moeGemv(rows, tileRows, maxTiles, s.normed, d, s.order, s.tileExpert, s.tileCount, topk, 0, mw.gateUp(), 2L * width * d, s.expertHidden,

@@ -128,18 +128,19 @@ final class EngineKernels {
     }
 
     /**
-     * Expert choice per token; for one token with {@code oneTile} non-null (the order, tile-expert, tile-count and loads
-     * buffers of {@link #moeAlign}) it also lays out that token's tiles of one pair, in place of moeAlign.
+     * Expert choice per token; for one token with {@code oneTokenTiles} non-null (the buffers {@link #moeAlign} writes)
+     * it also lays out that token's tiles of one pair, in place of moeAlign.
      */
     void moeRoute(int tokens, DeviceBuffer logits, DeviceBuffer bias, int experts, int topk, int groups, int topkGroups,
                   boolean renormalize, boolean biasedWeights, float scaling, DeviceBuffer ids, DeviceBuffer weights,
-                  DeviceBuffer[] oneTile) {
-        if (oneTile != null && tokens != 1) {
+                  Scratch.Tiles oneTokenTiles) {
+        Scratch.Tiles t = oneTokenTiles;
+        if (t != null && tokens != 1) {
             throw new IllegalArgumentException("moe_route lays out one-pair tiles for one token only, not " + tokens);
         }
         launch(moeRoute, tokens, 1, 1, Math.min(1024, (experts + 31) / 32 * 32), 8 * (2 * experts + 64), logits, bias, tokens, experts, topk, groups, topkGroups,
-                renormalize ? 1 : 0, biasedWeights ? 1 : 0, scaling, ids, weights, oneTile == null ? null : oneTile[0],
-                oneTile == null ? null : oneTile[1], oneTile == null ? null : oneTile[2], oneTile == null ? null : oneTile[3]);
+                renormalize ? 1 : 0, biasedWeights ? 1 : 0, scaling, ids, weights, t == null ? null : t.order(),
+                t == null ? null : t.tileExpert(), t == null ? null : t.tileCount(), t == null ? null : t.loads());
     }
 
     /** Pairs grouped by expert into tiles of {@code tileRows} (8 or 16) positions. */

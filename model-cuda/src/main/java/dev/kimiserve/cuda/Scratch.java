@@ -33,6 +33,11 @@ final class Scratch implements AutoCloseable {
     final DeviceBuffer attendZ, attendMl;
     /** MoE: distinct experts used, summed over layers and passes (one unsigned 64-bit counter). */
     final DeviceBuffer expertLoads;
+    /** The grouping's outputs: pair order by position, expert per tile, tiles used, and the distinct-expert counter. */
+    record Tiles(DeviceBuffer order, DeviceBuffer tileExpert, DeviceBuffer tileCount, DeviceBuffer loads) {
+    }
+
+    final Tiles tiles;
     /** bf16 parts of a projection input for cuBLASLt, [2R, widest input] (the high rows, then the low rows), and their product [2R, out]. */
     final DeviceBuffer bf16, splitProduct;
 
@@ -105,6 +110,7 @@ final class Scratch implements AutoCloseable {
         expertLoads.fill(0f);
         attendZ = take(sizes[31]);
         attendMl = take(sizes[32]);
+        tiles = new Tiles(order, tileExpert, tileCount, expertLoads);
     }
 
     private static int max(int... values) {

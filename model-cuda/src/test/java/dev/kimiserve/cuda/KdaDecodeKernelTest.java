@@ -1,7 +1,6 @@
 package dev.kimiserve.cuda;
 
 import static dev.kimiserve.core.testing.Assertions2.relRms;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.kimiserve.core.cpu.KdaCore;
@@ -65,20 +64,7 @@ class KdaDecodeKernelTest extends GpuTest {
                     double err = relRms(want, got);
                     assertTrue(err < 1e-5, "B=" + batch + " H=" + heads + " step " + step + ": output rel RMS " + err);
                 }
-                float[] gotPool = new float[pool.length];
-                dPool.download(gotPool);
-                for (int slot = 0; slot < poolSlots; slot++) {
-                    float[] want = Arrays.copyOfRange(cpuPool, slot * slotFloats, (slot + 1) * slotFloats);
-                    float[] got = Arrays.copyOfRange(gotPool, slot * slotFloats, (slot + 1) * slotFloats);
-                    int s = slot;
-                    if (Arrays.stream(slots).anyMatch(x -> x == s)) {
-                        double err = relRms(want, got);
-                        assertTrue(err < 1e-5, "B=" + batch + " H=" + heads + " slot " + slot + ": state rel RMS " + err);
-                    } else {
-                        assertArrayEquals(Arrays.copyOfRange(pool, slot * slotFloats, (slot + 1) * slotFloats), got,
-                                "slot " + slot + " is not in the batch and must be untouched");
-                    }
-                }
+                assertStatePool(pool, cpuPool, dPool, slots, slotFloats, 1e-5, "B=" + batch + " H=" + heads);
             }
         }
     }

@@ -1,6 +1,5 @@
 package dev.kimiserve.cuda;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.kimiserve.core.cpu.KdaCore;
@@ -77,19 +76,7 @@ class KdaPrefillKernelTest extends GpuTest {
                         }
                     }
                 }
-                float[] gotPool = new float[pool.length];
-                dPool.download(gotPool);
-                for (int slot = 0; slot < poolSlots; slot++) {
-                    float[] want = Arrays.copyOfRange(cpuPool, slot * slotFloats, (slot + 1) * slotFloats);
-                    float[] got = Arrays.copyOfRange(gotPool, slot * slotFloats, (slot + 1) * slotFloats);
-                    int s = slot;
-                    if (Arrays.stream(slots).anyMatch(x -> x == s)) {
-                        double err = relRms(want, got, 0, want.length);
-                        assertTrue(err < 1e-4, "decay x" + decayScale + " slot " + slot + ": state rel RMS " + err);
-                    } else {
-                        assertArrayEquals(Arrays.copyOfRange(pool, slot * slotFloats, (slot + 1) * slotFloats), got, "slot " + slot + " untouched");
-                    }
-                }
+                assertStatePool(pool, cpuPool, dPool, slots, slotFloats, 1e-4, "decay x" + decayScale);
             }
         }
     }

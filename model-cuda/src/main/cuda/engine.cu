@@ -577,6 +577,21 @@ extern "C" __global__ void moe_combine(const float* __restrict__ pair_out, const
 // Causal depthwise conv + SiLU over the q|k|v channels (3C of them, columns 0..3C of pre), continuing each sequence's
 // windows: windows + slot * 3C * W holds [channel][W] oldest first (the host KdaState's convQ|convK|convV), updated
 // to the last W inputs. taps [3C][W + 1], tap W multiplies the current token. Grid (ceil(3C/128), segments), 128 threads.
+// One causal conv + SiLU step of a channel: hist holds its last `width` inputs, oldest first, and takes x in.
+__device__ __forceinline__ float conv_silu_step(float x, const float* __restrict__ tap, float* hist, int width) {
+    float acc = tap[width] * x;
+    for (int j = 0; j < width; j++) {
+        acc = fmaf(tap[j], hist[j], acc);
+    }
+    for (int j = 0; j + 1 < width; j++) {
+        hist[j] = hist[j + 1];
+    }
+    if (width > 0) {
+        hist[width - 1] = x;
+    }
+    return acc * sigmoidf_exact(acc);
+}
+
 extern "C" __global__ void kda_conv_silu(const float* __restrict__ pre, int ldp, const float* __restrict__ taps,
                                          float* __restrict__ windows, const int* __restrict__ seg_start,
                                          const int* __restrict__ seg_count, const int* __restrict__ seg_slot,
@@ -594,38 +609,25 @@ extern "C" __global__ void kda_conv_silu(const float* __restrict__ pre, int ldp,
     }
     const int start = seg_start[s];
     for (int t = 0; t < seg_count[s]; t++) {
-        float x = pre[(size_t) (start + t) * ldp + c];
-        float acc = tap[width] * x;
-        for (int j = 0; j < width; j++) {
-            acc = fmaf(tap[j], hist[j], acc);
-        }
-        out[(size_t) (start + t) * channels + c] = acc * sigmoidf_exact(acc);
-        for (int j = 0; j + 1 < width; j++) {
-            hist[j] = hist[j + 1];
-        }
-        if (width > 0) {
-            hist[width - 1] = x;
-        }
+        out[(size_t) (start + t) * channels + c] = conv_silu_step(pre[(size_t) (start + t) * ldp + c], tap, hist, width);
     }
     for (int j = 0; j < width; j++) {
         window[j] = hist[j];
     }
 }
 
-// Per (token, head): q = l2norm(q) / sqrt(K), k = l2norm(k), v copied, g = -exp(A_log[h]) * softplus(graw + dt_bias),
-// beta = sigmoid(braw). conv is [T][3C] (q|k|v); outputs q, k, v, g [T][H][K], beta [T][H]. Grid (T, H), 128 threads.
-extern "C" __global__ void kda_prep(const float* __restrict__ conv, const float* __restrict__ graw, int ldg,
-                                    const float* __restrict__ braw, int ldb, const float* __restrict__ a_log,
-                                    const float* __restrict__ dt_bias, float* __restrict__ q, float* __restrict__ k,
-                                    float* __restrict__ v, float* __restrict__ g, float* __restrict__ beta, int H, int K) {
-    const int t = blockIdx.x;
-    const int h = blockIdx.y;
+// q = l2norm(q) / sqrt(K), k = l2norm(k), v copied, g = -exp(A_log[h]) * softplus(graw + dt_bias), beta = sigmoid(braw)
+// for token t, head h, from its conv outputs: q at row[0..K), k at row[part..], v at row[2 part..]. The block's threads
+// stride over K.
+__device__ __forceinline__ void kda_prep_head(const float* row, int part, int t, int h, const float* __restrict__ graw, int ldg,
+                                              const float* __restrict__ braw, int ldb, const float* __restrict__ a_log,
+                                              const float* __restrict__ dt_bias, float* __restrict__ q, float* __restrict__ k,
+                                              float* __restrict__ v, float* __restrict__ g, float* __restrict__ beta, int H, int K) {
     const int C = H * K;
-    const float* row = conv + (size_t) t * 3 * C + h * K;
     float qs = 0.f, ks = 0.f;
     for (int i = threadIdx.x; i < K; i += blockDim.x) {
         qs += row[i] * row[i];
-        ks += row[C + i] * row[C + i];
+        ks += row[part + i] * row[part + i];
     }
     qs = block_sum(qs);
     ks = block_sum(ks);
@@ -635,13 +637,54 @@ extern "C" __global__ void kda_prep(const float* __restrict__ conv, const float*
     const size_t o = (size_t) t * C + h * K;
     for (int i = threadIdx.x; i < K; i += blockDim.x) {
         q[o + i] = row[i] * qScale;
-        k[o + i] = row[C + i] * kScale;
-        v[o + i] = row[2 * C + i];
+        k[o + i] = row[part + i] * kScale;
+        v[o + i] = row[2 * part + i];
         g[o + i] = rate * softplusf_torch(graw[(size_t) t * ldg + h * K + i] + dt_bias[h * K + i]);
     }
     if (threadIdx.x == 0) {
         beta[t * H + h] = sigmoidf_exact(braw[(size_t) t * ldb + h]);
     }
+}
+
+// Per (token, head): kda_prep_head over conv [T][3C] (q|k|v); outputs q, k, v, g [T][H][K], beta [T][H].
+// Grid (T, H), 128 threads.
+extern "C" __global__ void kda_prep(const float* __restrict__ conv, const float* __restrict__ graw, int ldg,
+                                    const float* __restrict__ braw, int ldb, const float* __restrict__ a_log,
+                                    const float* __restrict__ dt_bias, float* __restrict__ q, float* __restrict__ k,
+                                    float* __restrict__ v, float* __restrict__ g, float* __restrict__ beta, int H, int K) {
+    const int t = blockIdx.x;
+    const int h = blockIdx.y;
+    kda_prep_head(conv + (size_t) t * 3 * H * K + h * K, H * K, t, h, graw, ldg, braw, ldb, a_log, dt_bias, q, k, v, g, beta, H, K);
+}
+
+// Decode (one token per segment, segment t = row t): kda_conv_silu and kda_prep in one launch, the same sums. The
+// block convolves its head's q, k and v channels into shared memory ([3][K]) and prepares them from there.
+// Grid (T, H), 128 threads; shared: 3K floats.
+extern "C" __global__ void kda_conv_prep_decode(const float* __restrict__ pre, int ldp, const float* __restrict__ taps,
+                                                float* __restrict__ windows, const int* __restrict__ seg_slot,
+                                                const float* __restrict__ graw, int ldg, const float* __restrict__ braw, int ldb,
+                                                const float* __restrict__ a_log, const float* __restrict__ dt_bias,
+                                                float* __restrict__ q, float* __restrict__ k, float* __restrict__ v,
+                                                float* __restrict__ g, float* __restrict__ beta, int H, int K, int width) {
+    extern __shared__ float conv_row[];                    // [3][K]: this head's q, k, v after conv + SiLU
+    const int t = blockIdx.x;
+    const int h = blockIdx.y;
+    const int C = H * K;
+    float* window = windows + (size_t) seg_slot[t] * 3 * C * width;
+    for (int i = threadIdx.x; i < 3 * K; i += blockDim.x) {
+        const int c = i / K * C + h * K + i % K;           // the channel among the 3C
+        float hist[MAX_CONV_WIDTH];
+        float* w = window + (size_t) c * width;
+        for (int j = 0; j < width; j++) {
+            hist[j] = w[j];
+        }
+        conv_row[i] = conv_silu_step(pre[(size_t) t * ldp + c], taps + (size_t) c * (width + 1), hist, width);
+        for (int j = 0; j < width; j++) {
+            w[j] = hist[j];
+        }
+    }
+    __syncthreads();
+    kda_prep_head(conv_row, K, t, h, graw, ldg, braw, ldb, a_log, dt_bias, q, k, v, g, beta, H, K);
 }
 
 // The delta rule token by token for any K, V (the general path; kda_decode / kda_prefill are the tuned K = V = 128 ones):

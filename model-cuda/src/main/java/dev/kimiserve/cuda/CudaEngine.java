@@ -363,10 +363,19 @@ public final class CudaEngine implements Engine {
         int ch = c.projectionSize();
         int in = kw.in().rows();                                            // 3C + 2R + H
         project(s.normed, cfg.hiddenSize(), kw.in(), s.proj, rows);         // q|k|v|f_a|g_a|b projections
-        k.convSilu(segs, s.proj, in, kw.taps(), states.conv[layer], b.segStart(), b.segCount(), b.segSlot(), s.conv, 3 * ch, c.convKernel() - 1);
+        if (!allDecode) {
+            k.convSilu(segs, s.proj, in, kw.taps(), states.conv[layer], b.segStart(), b.segCount(), b.segSlot(), s.conv, 3 * ch,
+                    c.convKernel() - 1);
+        }
         project(view(s.proj, 3 * ch), in, kw.fB(), s.gate, rows);           // f_b_proj(f_a_proj(x))
         project(view(s.proj, 3 * ch + hd), in, kw.gB(), s.outGate, rows);   // g_b_proj(g_a_proj(x))
-        k.kdaPrep(rows, heads, s.conv, s.gate, ch, view(s.proj, 3 * ch + 2 * hd), in, kw.aLog(), kw.dtBias(), s.q, s.k, s.v, s.g, s.beta, hd);
+        DeviceBuffer betaRaw = view(s.proj, 3 * ch + 2 * hd);
+        if (allDecode) {                                                    // conv + SiLU, norms, gates in one launch
+            k.kdaConvPrepDecode(rows, heads, s.proj, in, kw.taps(), states.conv[layer], b.segSlot(), s.gate, ch, betaRaw, in, kw.aLog(),
+                    kw.dtBias(), s.q, s.k, s.v, s.g, s.beta, hd, c.convKernel() - 1);
+        } else {
+            k.kdaPrep(rows, heads, s.conv, s.gate, ch, betaRaw, in, kw.aLog(), kw.dtBias(), s.q, s.k, s.v, s.g, s.beta, hd);
+        }
         if (hd == KdaDecodeKernel.HEAD_DIM && allDecode) {                  // the delta rule
             k.timed("kda_decode", () -> kdaDecode.launch(rows, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot(), states.recurrent[layer], s.o));
         } else if (plan != null) {

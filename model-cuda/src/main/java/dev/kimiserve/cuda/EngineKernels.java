@@ -20,7 +20,7 @@ final class EngineKernels {
     /** From this many rows (below cuBLASLt's) projections and expert GEMVs run on tensor cores ({@link CudaEngine.Options#tcFromRows}). */
     private final int tcFromRows;
     private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addHalves, gemv, moeRoute, moeAlign, moeGemv, moeGemv1, moeCombine,
-            convSilu, kdaPrep, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaAttendCombine, mlaValue;
+            convSilu, kdaPrep, kdaConvPrepDecode, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaAttendCombine, mlaValue;
 
     /** The default projection tiling: c1w4 decoded 447.6 tok/s against the warp kernel's 375.0 (H100, 48B --layers 8, batch 1). */
     static final String DEFAULT_GEMV = "c1w4";
@@ -61,6 +61,7 @@ final class EngineKernels {
         moeCombine = fn("moe_combine");
         convSilu = fn("kda_conv_silu");
         kdaPrep = fn("kda_prep");
+        kdaConvPrepDecode = fn("kda_conv_prep_decode");
         kdaRecurrent = fn("kda_recurrent");
         kdaOutNorm = fn("kda_out_norm");
         mlaAppend = fn("mla_append");
@@ -176,6 +177,14 @@ final class EngineKernels {
     void kdaPrep(int rows, int heads, DeviceBuffer conv, DeviceBuffer gRaw, int ldg, DeviceBuffer betaRaw, int ldb, DeviceBuffer aLog,
                  DeviceBuffer dtBias, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta, int headDim) {
         launch(kdaPrep, rows, heads, 1, 128, 0, conv, gRaw, ldg, betaRaw, ldb, aLog, dtBias, q, k, v, g, beta, heads, headDim);
+    }
+
+    /** {@link #convSilu} then {@link #kdaPrep} in one launch, for a decode step (one token per sequence, row = segment). */
+    void kdaConvPrepDecode(int rows, int heads, DeviceBuffer pre, int ldp, DeviceBuffer taps, DeviceBuffer windows, DeviceBuffer segSlot,
+                           DeviceBuffer gRaw, int ldg, DeviceBuffer betaRaw, int ldb, DeviceBuffer aLog, DeviceBuffer dtBias, DeviceBuffer q,
+                           DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta, int headDim, int width) {
+        launch(kdaConvPrepDecode, rows, heads, 1, 128, 3 * 4 * headDim, pre, ldp, taps, windows, segSlot, gRaw, ldg, betaRaw, ldb, aLog, dtBias,
+                q, k, v, g, beta, heads, headDim, width);
     }
 
     void kdaRecurrent(int segments, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,

@@ -5,6 +5,7 @@
 #   PART=prefill bash model-cuda/device-ab.sh   512-token prefill with the tensor-core GEMVs from 4 rows (default) and off
 #   PART=tc      bash model-cuda/device-ab.sh   decode b1, b4 and b16 with the tensor-core GEMVs from 1 row and off, and b64
 #   PART=long    bash model-cuda/device-ab.sh   a 16K-token prompt and decode after it
+#   PART=overlap bash model-cuda/device-ab.sh   decode b1, b16 and 512-token prefill with overlapped launches on and off
 set -uo pipefail
 out="${OUT:-/tmp/out}"
 mkdir -p "$out"
@@ -39,6 +40,16 @@ case "${PART:-decode}" in
   prefill)
     bench "tc-from-rows=4" -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
     bench "tc-from-rows=0" KIMI_CUDA_TC_FROM_ROWS=0 -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
+    ;;
+  overlap)
+    for b in 1 16; do
+      for o in 1 0; do
+        bench "b$b overlap=$o" KIMI_CUDA_OVERLAP=$o -- --mode decode --batch $b --prompt-tokens 512 --decode-tokens 32 --repeat 3 --read-bandwidth
+      done
+    done
+    for o in 1 0; do
+      bench "prefill overlap=$o" KIMI_CUDA_OVERLAP=$o -- --mode prefill --batch 1 --prompt-tokens 512 --repeat 3
+    done
     ;;
   long)
     bench "16k" -- --mode both --batch 1 --prompt-tokens 16384 --decode-tokens 32 --repeat 1

@@ -11,6 +11,28 @@
 
 #define FULL 0xffffffffu
 
+// Programmatic dependent launch (sm_90). The engine may launch a kernel while the one before it in the stream still
+// runs (CUDA's programmatic stream serialization). Every kernel here therefore starts with begin_in_order(): it waits
+// until the kernel before has finished and its writes are visible (nothing may read or write activations, states or
+// caches before that), then lets the next kernel start its own prologue (the GEMVs prefetch their weights into L2),
+// so at most two kernels overlap. Both are no-ops below sm_90 and for launches without the attribute.
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void let_next_kernel_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void begin_in_order() {
+    wait_for_previous_kernel();
+    let_next_kernel_start();
+}
+
 __device__ __forceinline__ float bf16_to_float(uint16_t u) {
     return __uint_as_float(((uint32_t) u) << 16);
 }
@@ -79,6 +101,7 @@ __device__ float block_max(float v) {
 // out[t] = table[ids[t]] (bf16 -> fp32). Grid: T.
 extern "C" __global__ void embed_rows(const uint16_t* __restrict__ table, const int* __restrict__ ids, float* __restrict__ out,
                                       int dim) {
+    begin_in_order();
     const uint16_t* row = table + (size_t) ids[blockIdx.x] * dim;
     float* y = out + (size_t) blockIdx.x * dim;
     for (int i = threadIdx.x; i < dim; i += blockDim.x) {
@@ -92,6 +115,7 @@ extern "C" __global__ void embed_rows(const uint16_t* __restrict__ table, const 
 #define NORM_HELD 4
 extern "C" __global__ void add_rms_norm(float* h, int ldh, const float* __restrict__ delta, const float* __restrict__ w,
                                         float* y, int ldy, int dim, float eps) {
+    begin_in_order();
     float* x = h + (size_t) blockIdx.x * ldh;
     float* out = y + (size_t) blockIdx.x * ldy;
     float held[NORM_HELD];
@@ -144,6 +168,7 @@ extern "C" __global__ void add_rms_norm(float* h, int ldh, const float* __restri
 
 // out[r][i] = silu(gu[r][i]) * gu[r][width + i]. Grid (rows, ceil(width / blockDim)).
 extern "C" __global__ void swiglu(const float* __restrict__ gu, int ldg, float* __restrict__ out, int ldo, int width) {
+    begin_in_order();
     const int i = blockIdx.y * blockDim.x + threadIdx.x;
     if (i < width) {
         const float* g = gu + (size_t) blockIdx.x * ldg;
@@ -154,6 +179,7 @@ extern "C" __global__ void swiglu(const float* __restrict__ gu, int ldg, float* 
 
 // y[r][0..cols) = bf16(x[r][0..cols)) (round to nearest even), the input of a cuBLASLt projection. Grid: rows.
 extern "C" __global__ void to_bf16(const float* __restrict__ x, int ldx, uint16_t* __restrict__ y, int cols) {
+    begin_in_order();
     const float* in = x + (size_t) blockIdx.x * ldx;
     uint16_t* out = y + (size_t) blockIdx.x * cols;
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
@@ -165,6 +191,7 @@ extern "C" __global__ void to_bf16(const float* __restrict__ x, int ldx, uint16_
 // fp32-accurate projection. Grid: rows.
 extern "C" __global__ void to_bf16_split(const float* __restrict__ x, int ldx, uint16_t* __restrict__ hi, uint16_t* __restrict__ lo,
                                          int cols) {
+    begin_in_order();
     const float* in = x + (size_t) blockIdx.x * ldx;
     for (int i = threadIdx.x; i < cols; i += blockDim.x) {
         uint16_t h = round_bf16(in[i]);
@@ -175,6 +202,7 @@ extern "C" __global__ void to_bf16_split(const float* __restrict__ x, int ldx, u
 
 // y[i] = halves[i] + halves[n + i] for i < n: the two parts of a split-activation product. Grid: ceil(n / 256).
 extern "C" __global__ void add_halves(float* __restrict__ y, const float* __restrict__ halves, long long n) {
+    begin_in_order();
     long long i = (long long) blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) {
         y[i] = halves[i] + halves[n + i];
@@ -235,6 +263,7 @@ __device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const
 extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restrict__ x, int ldx, const uint16_t* __restrict__ w,
                                                             float* __restrict__ y, int ldy, int M, int N, int K, int vec,
                                                             int accumulate) {
+    begin_in_order();
     const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
     const int r0 = blockIdx.y * GEMV_ROWS;
     if (n >= N) {
@@ -287,6 +316,7 @@ extern "C" __global__ void moe_route(const float* __restrict__ logits, const flo
                                      int* __restrict__ ids, float* __restrict__ weights, int* __restrict__ one_order,
                                      int* __restrict__ one_tile_expert, int* __restrict__ one_tile_count,
                                      unsigned long long* __restrict__ loads) {
+    begin_in_order();
     extern __shared__ double route_shared[];
     double* score = route_shared;                          // [E] sigmoid scores
     double* choice = route_shared + E;                     // [E] selection scores; -inf once masked or taken
@@ -413,6 +443,7 @@ __device__ __forceinline__ int block_exclusive_scan(int v, int* total) {
 extern "C" __global__ void moe_align(const int* __restrict__ ids, int pairs, int E, int* __restrict__ order,
                                      int* __restrict__ tile_expert, int* __restrict__ tile_count,
                                      unsigned long long* __restrict__ loads, int tile_rows) {
+    begin_in_order();
     extern __shared__ int shared_ints[];
     int* count = shared_ints;
     int* cursor = shared_ints + E;
@@ -543,6 +574,7 @@ extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16(const float* __r
                                                                 int topk, int stage, const uint16_t* __restrict__ w,
                                                                 long long expert_stride, float* __restrict__ y, int ldy, int N, int K,
                                                                 int vec) {
+    begin_in_order();
     moe_gemv<GEMV_ROWS>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec);
 }
 
@@ -551,12 +583,14 @@ extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16_r1(const float* 
                                                                     int topk, int stage, const uint16_t* __restrict__ w,
                                                                     long long expert_stride, float* __restrict__ y, int ldy, int N, int K,
                                                                     int vec) {
+    begin_in_order();
     moe_gemv<1>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec);
 }
 
 // out[t] += sum over slots j (in order) of weights[t][j] * pair_out[t * topk + j]. Grid (T, ceil(dim / blockDim)).
 extern "C" __global__ void moe_combine(const float* __restrict__ pair_out, const float* __restrict__ weights, int topk,
                                        float* __restrict__ out, int dim) {
+    begin_in_order();
     const int t = blockIdx.x;
     const int i = blockIdx.y * blockDim.x + threadIdx.x;
     if (i < dim) {
@@ -596,6 +630,7 @@ extern "C" __global__ void kda_conv_silu(const float* __restrict__ pre, int ldp,
                                          float* __restrict__ windows, const int* __restrict__ seg_start,
                                          const int* __restrict__ seg_count, const int* __restrict__ seg_slot,
                                          float* __restrict__ out, int channels, int width) {
+    begin_in_order();
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= channels) {
         return;
@@ -652,6 +687,7 @@ extern "C" __global__ void kda_prep(const float* __restrict__ conv, const float*
                                     const float* __restrict__ braw, int ldb, const float* __restrict__ a_log,
                                     const float* __restrict__ dt_bias, float* __restrict__ q, float* __restrict__ k,
                                     float* __restrict__ v, float* __restrict__ g, float* __restrict__ beta, int H, int K) {
+    begin_in_order();
     const int t = blockIdx.x;
     const int h = blockIdx.y;
     kda_prep_head(conv + (size_t) t * 3 * H * K + h * K, H * K, t, h, graw, ldg, braw, ldb, a_log, dt_bias, q, k, v, g, beta, H, K);
@@ -666,6 +702,7 @@ extern "C" __global__ void kda_conv_prep_decode(const float* __restrict__ pre, i
                                                 const float* __restrict__ a_log, const float* __restrict__ dt_bias,
                                                 float* __restrict__ q, float* __restrict__ k, float* __restrict__ v,
                                                 float* __restrict__ g, float* __restrict__ beta, int H, int K, int width) {
+    begin_in_order();
     extern __shared__ float conv_row[];                    // [3][K]: this head's q, k, v after conv + SiLU
     const int t = blockIdx.x;
     const int h = blockIdx.y;
@@ -696,6 +733,7 @@ extern "C" __global__ void kda_recurrent(const float* __restrict__ q, const floa
                                          const int* __restrict__ seg_start, const int* __restrict__ seg_count,
                                          const int* __restrict__ seg_slot, float* __restrict__ states, float* __restrict__ o,
                                          int H, int K, int V) {
+    begin_in_order();
     extern __shared__ float shared_f[];
     float* qs = shared_f;
     float* ks = shared_f + K;
@@ -734,6 +772,7 @@ extern "C" __global__ void kda_recurrent(const float* __restrict__ q, const floa
 // y[t][h] = w * o[t][h] / sqrt(mean(o[t][h]^2) + eps) * sigmoid(gate[t][h*V ..]). Grid (T, H), 128 threads.
 extern "C" __global__ void kda_out_norm(const float* __restrict__ o, const float* __restrict__ gate, int ldg,
                                         const float* __restrict__ w, float* __restrict__ y, int H, int V, float eps) {
+    begin_in_order();
     const int t = blockIdx.x;
     const int h = blockIdx.y;
     const size_t base = ((size_t) t * H + h) * V;
@@ -754,6 +793,7 @@ extern "C" __global__ void kda_out_norm(const float* __restrict__ o, const float
 // cache[dst_row[t]] = kva[t][0..latent). Grid: T.
 extern "C" __global__ void mla_append(const float* __restrict__ kva, int ldk, const int* __restrict__ dst_row,
                                       float* __restrict__ cache, int latent) {
+    begin_in_order();
     const float* in = kva + (size_t) blockIdx.x * ldk;
     float* out = cache + (size_t) dst_row[blockIdx.x] * latent;
     for (int i = threadIdx.x; i < latent; i += blockDim.x) {
@@ -767,6 +807,7 @@ extern "C" __global__ void mla_append(const float* __restrict__ kva, int ldk, co
 // Grid (T, H, ceil(L / 64)), 256 threads.
 extern "C" __global__ void mla_absorb_q(const float* __restrict__ q, int ldq, const uint16_t* __restrict__ kv_b,
                                         float* __restrict__ qabs, int H, int N, int P, int Vh, int L) {
+    begin_in_order();
     __shared__ float part[8][64];
     const int t = blockIdx.x;
     const int h = blockIdx.y;
@@ -831,6 +872,7 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
                                                                         const int* __restrict__ tok_pos, float scale,
                                                                         float* __restrict__ z, int H, int L, int W, int splits,
                                                                         float* __restrict__ part_z, float* __restrict__ part_ml) {
+    begin_in_order();
     extern __shared__ __align__(16) float qsh[];          // [ATTEND_HEADS][W]
     __shared__ float p[ATTEND_HEADS][ATTEND_THREADS];
     __shared__ int rows[ATTEND_THREADS];
@@ -1029,6 +1071,7 @@ extern "C" __global__ void __launch_bounds__(ATTEND_THREADS) mla_attend(const fl
 // z[t][h] from the slices of mla_attend (splits > 1): weights exp(m_s - max m), slices in order. Grid (T, H), 128 threads.
 extern "C" __global__ void mla_attend_combine(const float* __restrict__ part_z, const float* __restrict__ part_ml,
                                               const int* __restrict__ tok_pos, int splits, float* __restrict__ z, int H, int L) {
+    begin_in_order();
     const int t = blockIdx.x;
     const int h = blockIdx.y;
     const int slices = attend_slices(tok_pos[t] + 1, splits);
@@ -1054,6 +1097,7 @@ extern "C" __global__ void mla_attend_combine(const float* __restrict__ part_z, 
 // Grid (T, H, ceil(Vh / 8)), 256 threads.
 extern "C" __global__ void mla_value(const float* __restrict__ z, const uint16_t* __restrict__ kv_b, float* __restrict__ y,
                                      int H, int N, int Vh, int L) {
+    begin_in_order();
     const int t = blockIdx.x;
     const int h = blockIdx.y;
     const int v = blockIdx.z * 8 + (threadIdx.x >> 5);

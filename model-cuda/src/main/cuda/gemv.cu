@@ -13,6 +13,26 @@
 
 #define FULL 0xffffffffu
 
+// Programmatic dependent launch (sm_90), as in engine.cu: a kernel may be launched while the one before it still
+// runs. Each kernel first prefetches its own weights into L2 (they are constants: the previous kernel cannot be
+// writing them), then begin_in_order() waits for the previous kernel to finish before touching activations, and lets
+// the next kernel start its prologue. All no-ops below sm_90 and for launches without the attribute.
+__device__ __forceinline__ void begin_in_order() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// Starts pulling [p, p + bytes) into L2 (p 16-byte aligned, bytes a multiple of 16) without waiting for it.
+__device__ __forceinline__ void prefetch_l2(const void* p, int bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (bytes > 0) {
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
+    }
+#endif
+}
+
 __device__ __forceinline__ float lane_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -46,6 +66,10 @@ __device__ __forceinline__ void gemv_tiled(const float* __restrict__ x, int ldx,
     for (int c = 0; c < CPW; c++) {
         wr[c] = w + (size_t) min(n0 + c, N - 1) * K;           // past N: read a real row, write nothing
     }
+    if (lane < CPW && n0 + lane < N) {
+        prefetch_l2(w + (size_t) (n0 + lane) * K + k_begin, 2 * (k_end - k_begin));
+    }
+    begin_in_order();
     float acc[CPW][ROWS];
 #pragma unroll
     for (int c = 0; c < CPW; c++) {
@@ -246,6 +270,16 @@ __device__ __forceinline__ void gemv_tc(const float* __restrict__ x, int ldx, co
     const int g = (threadIdx.x & 31) >> 2;                 // weight rows g and g + 8; activation row g of each n-tile
     const int n0 = blockIdx.x * 16;
     const int m0 = blockIdx.y * 8 * NT;
+    {                                                      // lane l < 16 prefetches row n0 + l of this warp's K chunks
+        const int lane = threadIdx.x & 31;
+        const int chunks = (K + 31) / 32;
+        const int per = (chunks + 7) / 8;
+        const int k_begin = min(K, (threadIdx.x >> 5) * per * 32);
+        if (lane < 16 && n0 + lane < N) {
+            prefetch_l2(w + (size_t) (n0 + lane) * K + k_begin, 2 * (min(K, k_begin + per * 32) - k_begin));
+        }
+    }
+    begin_in_order();
     const float* xr[NT];
 #pragma unroll
     for (int nt = 0; nt < NT; nt++) {
@@ -274,6 +308,7 @@ extern "C" __global__ void __launch_bounds__(256) moe_gemv_tc(const float* __res
                                                               long long expert_stride, float* __restrict__ y, int ldy, int N, int K) {
     __shared__ float partial[8 * 16 * 8];
     __shared__ int out_row[8];
+    begin_in_order();                                      // the tiles come from the routing before
     const int tile = blockIdx.y;
     if (tile >= *tile_count) {
         return;

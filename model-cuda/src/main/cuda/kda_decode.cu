@@ -14,6 +14,16 @@
 #define KD 128
 #define VD 128
 
+// Programmatic dependent launch (sm_90), as in engine.cu: the engine may launch this kernel while the one before it
+// still runs, so it first waits for that kernel to finish, then lets the next one start its prologue. No-ops below
+// sm_90 and for launches without the attribute.
+__device__ __forceinline__ void begin_in_order() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 template <int VEC> struct Vec;
 template <> struct Vec<1> { typedef float type; };
 template <> struct Vec<2> { typedef float2 type; };
@@ -134,6 +144,7 @@ extern "C" __global__ void __launch_bounds__(32 * ROW_GROUPS)                   
 NAME(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,                            \
      const float* __restrict__ g, const float* __restrict__ beta, const int* __restrict__ slots,                       \
      float* __restrict__ states, float* __restrict__ o, int heads) {                                                  \
+    begin_in_order();                                                                                                 \
     kda_decode_tile<VEC, ROW_GROUPS>(q, k, v, g, beta, slots, states, o, heads);                                      \
 }
 

@@ -43,9 +43,17 @@ public final class CudaEngine implements Engine {
      * @param bf16Activations on cuBLASLt, round activations to bf16 (one product, what most engines do) instead of
      *                        splitting them into two bf16 parts (two products, fp32-accurate: the default)
      * @param cudaGraphs      replay each decode step as one CUDA graph (captured once per batch size and page-table width)
+     * @param overlapLaunches launch each kernel while the one before it still runs (programmatic dependent launch, sm_90
+     *                        only): it prefetches its weights, then waits for its inputs. The results are the same
      */
     public record Options(int maxSequences, int cacheTokens, int prefillChunk, int cublasFromRows, int tcFromRows,
-                          boolean bf16Activations, boolean cudaGraphs) {
+                          boolean bf16Activations, boolean cudaGraphs, boolean overlapLaunches) {
+        /** With overlapped launches (the default). */
+        public Options(int maxSequences, int cacheTokens, int prefillChunk, int cublasFromRows, int tcFromRows, boolean bf16Activations,
+                       boolean cudaGraphs) {
+            this(maxSequences, cacheTokens, prefillChunk, cublasFromRows, tcFromRows, bf16Activations, cudaGraphs, true);
+        }
+
         /** H100, 48B --layers 8: at batch 1 the fp32 GEMV decoded 652 tok/s against the tensor cores' 524; at batch 4, 951 against 1098. */
         public static final int DEFAULT_TC_FROM_ROWS = 4;
 
@@ -57,7 +65,8 @@ public final class CudaEngine implements Engine {
             }
             return new Options(setting("kimi.cuda.max-sequences", 64), setting("kimi.cuda.cache-tokens", 131072),
                     setting("kimi.cuda.prefill-chunk", 1024), setting("kimi.cuda.cublas-from-rows", 64),
-                    setting("kimi.cuda.tc-from-rows", DEFAULT_TC_FROM_ROWS), bf16, setting("kimi.cuda.graphs", 1) != 0);
+                    setting("kimi.cuda.tc-from-rows", DEFAULT_TC_FROM_ROWS), bf16, setting("kimi.cuda.graphs", 1) != 0,
+                    setting("kimi.cuda.overlap", 1) != 0);
         }
 
         private static int setting(String key, int fallback) {
@@ -94,6 +103,8 @@ public final class CudaEngine implements Engine {
     private final int maxRows;
     private final String cublasState;
     private final DecodeGraphs graphs;
+    /** Whether kernels launch overlapped ({@link Options#overlapLaunches} on an sm_90 device). */
+    private final boolean overlap;
     private final DeviceBatch batch;
     private DeviceBuffer kdaPrefillScratch;
     private KdaPrefillKernel.Plan kdaPlan;
@@ -132,8 +143,9 @@ public final class CudaEngine implements Engine {
             kdaDecodeModule = track(opened, new CudaModule(device, "kda_decode"));
             kdaPrefillModule = track(opened, new CudaModule(device, "kda_prefill"));
             gemvModule = track(opened, new CudaModule(device, "gemv"));
-            k = new EngineKernels(device, engineModule, gemvModule, options.tcFromRows());
-            kdaDecode = new KdaDecodeKernel(device, kdaDecodeModule);
+            overlap = options.overlapLaunches() && KernelLaunch.overlapSupported(device);
+            k = new EngineKernels(device, engineModule, gemvModule, options.tcFromRows(), overlap);
+            kdaDecode = new KdaDecodeKernel(device, kdaDecodeModule, null, overlap);
             kdaPrefill = new KdaPrefillKernel(device, kdaPrefillModule);
             String noCublas = options.cublasFromRows() > 0 ? CublasLt.unavailableReason() : "switched off";
             cublas = noCublas == null ? track(opened, new CublasLt(device)) : null;
@@ -160,7 +172,8 @@ public final class CudaEngine implements Engine {
         }
         LOG.log(Level.INFO, "cuda engine on " + device.name() + ": weights " + (w.bytes() >> 20) + " MiB, " + options.maxSequences()
                 + " sequence slots, " + (long) cachePages() * MlaCache.PAGE_TOKENS + " cache tokens, tensor-core GEMV "
-                + (options.tcFromRows() > 0 ? "from " + options.tcFromRows() + " rows" : "off") + ", cuBLASLt " + cublasState);
+                + (options.tcFromRows() > 0 ? "from " + options.tcFromRows() + " rows" : "off") + ", cuBLASLt " + cublasState + ", overlapped launches "
+                + (overlap ? "on" : options.overlapLaunches() ? "off (sm_" + device.computeCapability() + ", needs sm_90)" : "off"));
     }
 
     private static <T extends AutoCloseable> T track(java.util.ArrayDeque<AutoCloseable> opened, T resource) {

@@ -241,7 +241,7 @@ public final class CudaKernelBench implements AutoCloseable {
         long slotBytes = 4L * heads * d * d;
         int sets = (int) Math.max(1, Math.min(64, (2L << 30) / (slotBytes * batch)));
         SplittableRandom rnd = new SplittableRandom(11);
-        KdaDecodeKernel kernel = new KdaDecodeKernel(device, kda, variant);
+        KdaDecodeKernel kernel = new KdaDecodeKernel(device, kda, variant, false);
         float[] q = KdaInputs.unitRows(rnd, batch * heads, d, (float) (1 / Math.sqrt(d)));
         float[] k = KdaInputs.unitRows(rnd, batch * heads, d, 1f);
         float[] v = KdaInputs.normal(rnd, batch * heads * d);

@@ -1,9 +1,5 @@
 package dev.kimiserve.cuda;
 
-import static jcuda.driver.JCudaDriver.cuLaunchKernel;
-
-import jcuda.Pointer;
-import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
 
 /**
@@ -19,6 +15,8 @@ final class EngineKernels {
     private final GemvKernel.Variant tiledVariant;
     /** From this many rows (below cuBLASLt's) projections and expert GEMVs run on tensor cores ({@link CudaEngine.Options#tcFromRows}). */
     private final int tcFromRows;
+    /** Launch each kernel overlapped with the one before it ({@link KernelLaunch}; the kernels wait for their inputs). */
+    private final boolean overlap;
     private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addHalves, gemv, moeRoute, moeAlign, moeGemv, moeGemv1, moeCombine,
             convSilu, kdaPrep, kdaConvPrepDecode, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaAttendCombine, mlaValue;
 
@@ -29,23 +27,25 @@ final class EngineKernels {
     static final int ATTEND_HEADS = 4;
 
     EngineKernels(CudaDevice device, CudaModule module) {
-        this(device, module, null, Integer.MAX_VALUE);
+        this(device, module, null, Integer.MAX_VALUE, false);
     }
 
     /**
      * With {@code gemvModule} (gemv.cu) the {@code kimi.cuda.gemv} tiling can be chosen, and from {@code tcFromRows} rows
-     * the tensor-core kernels run; null: engine.cu's kernels only.
+     * the tensor-core kernels run; null: engine.cu's kernels only. With {@code overlap} every launch may start while the
+     * one before it still runs ({@link KernelLaunch#overlapSupported} must hold).
      */
-    EngineKernels(CudaDevice device, CudaModule module, CudaModule gemvModule, int tcFromRows) {
+    EngineKernels(CudaDevice device, CudaModule module, CudaModule gemvModule, int tcFromRows, boolean overlap) {
         this.device = device;
         this.module = module;
+        this.overlap = overlap;
         String choice = System.getProperty("kimi.cuda.gemv", System.getenv("KIMI_CUDA_GEMV"));
         if (choice == null || choice.isBlank()) {
             choice = DEFAULT_GEMV;
         }
         boolean warp = choice.trim().equals("warp");
         this.tiledVariant = warp ? null : GemvKernel.variant(choice.trim());
-        this.tiled = warp || gemvModule == null ? null : new GemvKernel(device, gemvModule);
+        this.tiled = warp || gemvModule == null ? null : new GemvKernel(device, gemvModule, overlap);
         this.tcFromRows = tcFromRows > 0 ? tcFromRows : Integer.MAX_VALUE;
         embedRows = fn("embed_rows");
         addRmsNorm = fn("add_rms_norm");
@@ -280,17 +280,6 @@ final class EngineKernels {
     }
 
     private void launchNow(CUfunction f, int gx, int gy, int gz, int threads, int sharedBytes, Object... args) {
-        Pointer[] params = new Pointer[args.length];
-        for (int i = 0; i < args.length; i++) {
-            params[i] = switch (args[i]) {
-                case null -> Pointer.to(new CUdeviceptr());
-                case DeviceBuffer b -> Pointer.to(b.pointer());
-                case Integer v -> Pointer.to(new int[]{v});
-                case Long v -> Pointer.to(new long[]{v});
-                case Float v -> Pointer.to(new float[]{v});
-                default -> throw new IllegalArgumentException("kernel argument of type " + args[i].getClass());
-            };
-        }
-        cuLaunchKernel(f, gx, gy, gz, threads, 1, 1, sharedBytes, device.stream(), Pointer.to(params), null);
+        KernelLaunch.launch(device, f, gx, gy, gz, threads, 1, 1, sharedBytes, overlap, args);
     }
 }

@@ -1,11 +1,8 @@
 package dev.kimiserve.cuda;
 
-import static jcuda.driver.JCudaDriver.cuLaunchKernel;
-
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import jcuda.Pointer;
 import jcuda.driver.CUfunction;
 
 /**
@@ -33,10 +30,21 @@ public final class GemvKernel {
             new Variant("c1w2", 1, 2), new Variant("c1w4", 1, 4), new Variant("c2w2", 2, 2), new Variant("c2w4", 2, 4), TC);
     private static final int[] TC_TILES = {1, 2, 4, 8};
     private final CudaDevice device;
+    private final boolean overlap;
     private final Map<String, CUfunction> functions = new HashMap<>();
 
+    /** Plain stream-order launches. */
     public GemvKernel(CudaDevice device, CudaModule module) {
+        this(device, module, false);
+    }
+
+    /**
+     * With {@code overlap} a launch may start while the kernel before it still runs ({@link KernelLaunch}): it prefetches
+     * its weights into L2, then waits for its activations.
+     */
+    public GemvKernel(CudaDevice device, CudaModule module, boolean overlap) {
         this.device = device;
+        this.overlap = overlap;
         for (Variant v : VARIANTS) {
             if (!v.tensorCores()) {
                 functions.put(v.name() + "_r1", module.function("gemv_" + v.name() + "_r1"));
@@ -77,11 +85,8 @@ public final class GemvKernel {
             entry = "tc_n" + tiles;
         }
         device.makeCurrent();
-        cuLaunchKernel(functions.get(entry), (n + v.columnsPerBlock() - 1) / v.columnsPerBlock(),
-                (m + rowsPerBlock - 1) / rowsPerBlock, 1, 256, 1, 1, 0, device.stream(),
-                Pointer.to(Pointer.to(x.pointer()), Pointer.to(new int[]{ldx}), Pointer.to(w.pointer()), Pointer.to(y.pointer()),
-                        Pointer.to(new int[]{ldy}), Pointer.to(new int[]{m}), Pointer.to(new int[]{n}), Pointer.to(new int[]{k}),
-                        Pointer.to(new int[]{accumulate ? 1 : 0})), null);
+        KernelLaunch.launch(device, functions.get(entry), (n + v.columnsPerBlock() - 1) / v.columnsPerBlock(),
+                (m + rowsPerBlock - 1) / rowsPerBlock, 1, 256, 1, 1, 0, overlap, x, ldx, w, y, ldy, m, n, k, accumulate ? 1 : 0);
     }
 
     /**
@@ -96,10 +101,7 @@ public final class GemvKernel {
                     + " (needs positive sizes, k % 8 == 0 and 16-byte aligned rows)");
         }
         device.makeCurrent();
-        cuLaunchKernel(functions.get("moe_tc"), (n + 15) / 16, maxTiles, 1, 256, 1, 1, 0, device.stream(),
-                Pointer.to(Pointer.to(x.pointer()), Pointer.to(new int[]{ldx}), Pointer.to(order.pointer()), Pointer.to(tileExpert.pointer()),
-                        Pointer.to(tileCount.pointer()), Pointer.to(new int[]{topk}), Pointer.to(new int[]{stage}), Pointer.to(w.pointer()),
-                        Pointer.to(new long[]{expertStride}), Pointer.to(y.pointer()), Pointer.to(new int[]{ldy}), Pointer.to(new int[]{n}),
-                        Pointer.to(new int[]{k})), null);
+        KernelLaunch.launch(device, functions.get("moe_tc"), (n + 15) / 16, maxTiles, 1, 256, 1, 1, 0, overlap, x, ldx, order, tileExpert,
+                tileCount, topk, stage, w, expertStride, y, ldy, n, k);
     }
 }

@@ -1,8 +1,5 @@
 package dev.kimiserve.cuda;
 
-import static jcuda.driver.JCudaDriver.cuLaunchKernel;
-
-import jcuda.Pointer;
 import jcuda.driver.CUfunction;
 
 /**
@@ -32,17 +29,22 @@ public final class KdaDecodeKernel {
     static final int WIDE_FROM_BATCH = 16;
     private final CudaDevice device;
     private final Variant fixed;
+    private final boolean overlap;
     private final java.util.Map<Variant, CUfunction> functions = new java.util.HashMap<>();
 
     /** Picks the tiling per launch by batch size (measured on H100: docs/benchmarks.md, CUDA kernels). */
     public KdaDecodeKernel(CudaDevice device, CudaModule module) {
-        this(device, module, null);
+        this(device, module, null, false);
     }
 
-    /** Always this tiling (tests and the variant benchmark). */
-    public KdaDecodeKernel(CudaDevice device, CudaModule module, Variant variant) {
+    /**
+     * Always this tiling when {@code variant} is not null (tests and the variant benchmark). With {@code overlap} a launch
+     * may start while the kernel before it still runs ({@link KernelLaunch}); the kernel waits for its inputs.
+     */
+    public KdaDecodeKernel(CudaDevice device, CudaModule module, Variant variant, boolean overlap) {
         this.device = device;
         this.fixed = variant;
+        this.overlap = overlap;
         for (Variant v : variant == null ? java.util.List.of(V1X8, V4X8) : java.util.List.of(variant)) {
             functions.put(v, module.function(v.entry()));
         }
@@ -66,13 +68,10 @@ public final class KdaDecodeKernel {
         beta.require("kda_decode", "beta", 4L * batch * heads);
         slots.require("kda_decode", "slots", 4L * batch);
         out.require("kda_decode", "out", vectors);
-        Pointer params = Pointer.to(Pointer.to(q.pointer()), Pointer.to(k.pointer()), Pointer.to(v.pointer()), Pointer.to(g.pointer()),
-                Pointer.to(beta.pointer()), Pointer.to(slots.pointer()), Pointer.to(states.pointer()), Pointer.to(out.pointer()),
-                Pointer.to(new int[]{heads}));
         device.makeCurrent();
         Variant variant = variantFor(batch);
-        cuLaunchKernel(functions.get(variant), HEAD_DIM / (32 * variant.vec()), heads, batch, 32, variant.rowGroups(), 1, 0,
-                device.stream(), params, null);
+        KernelLaunch.launch(device, functions.get(variant), HEAD_DIM / (32 * variant.vec()), heads, batch, 32, variant.rowGroups(), 1, 0,
+                overlap, q, k, v, g, beta, slots, states, out, heads);
     }
 
 }

@@ -201,6 +201,40 @@ class CudaEngineTest extends GpuTest {
         }
     }
 
+    /** Overlapped launches only move when a kernel starts; every kernel still waits for its inputs, so nothing changes. */
+    @ParameterizedTest(name = "{0}: overlapped launches give the same logits, bit for bit")
+    @ValueSource(strings = {"awkward", "wideHeads"})
+    void overlappedLaunchesChangeNothing(String shape) throws Exception {
+        KimiLinearConfig cfg = shape.equals("awkward") ? TestModels.awkward() : wideHeads();
+        RandomCheckpoint.write(cfg, dir, 17, Long.MAX_VALUE, null);
+        CudaEngine.Options plain = new CudaEngine.Options(8, 4096, 64, 64, CudaEngine.Options.DEFAULT_TC_FROM_ROWS, false, true, false);
+        CudaEngine.Options overlapped = new CudaEngine.Options(8, 4096, 64, 64, CudaEngine.Options.DEFAULT_TC_FROM_ROWS, false, true, true);
+        try (LoadedModel m = LoadedModel.open(dir); CudaEngine a = new CudaEngine(m.weights(), device, plain);
+             CudaEngine b = new CudaEngine(m.weights(), device, overlapped)) {
+            System.out.println("overlapped launches on this card: " + KernelLaunch.overlapSupported(device));
+            int vocab = cfg.vocabSize();
+            SplittableRandom rnd = new SplittableRandom(23);
+            int[] lengths = {1, 65, 200, 7, 130};
+            SequenceState[] sa = new SequenceState[lengths.length];
+            SequenceState[] sb = new SequenceState[lengths.length];
+            for (int i = 0; i < lengths.length; i++) {
+                int[] prompt = rnd.ints(lengths[i], 0, vocab).toArray();
+                sa[i] = a.newState();
+                sb[i] = b.newState();
+                assertArrayEquals(a.prefill(prompt, sa[i], Engine.Logits.ALL), b.prefill(prompt, sb[i], Engine.Logits.ALL), "prefill " + i);
+            }
+            for (int step = 0; step < 4; step++) {
+                int[] tokens = rnd.ints(lengths.length, 0, vocab).toArray();
+                float[] la = new float[lengths.length * vocab];
+                float[] lb = new float[lengths.length * vocab];
+                a.decode(tokens, sa, la);
+                b.decode(tokens, sb, lb);
+                assertArrayEquals(la, lb, "batched decode, step " + step);
+                assertArrayEquals(a.decode(tokens[0], sa[0]), b.decode(tokens[0], sb[0]), "decode of one sequence, step " + step);
+            }
+        }
+    }
+
     @Test
     void statesSurviveHostReadsAndEviction() throws Exception {
         RandomCheckpoint.write(TestModels.awkward(), dir, 3, Long.MAX_VALUE, null);

@@ -37,7 +37,7 @@ class KdaDecodeKernelTest extends GpuTest {
             int slotFloats = heads * D * D;
             float[] pool = KdaInputs.normal(rnd, poolSlots * slotFloats);
             float[] cpuPool = pool.clone();
-            KdaDecodeKernel kernel = new KdaDecodeKernel(device, module("kda_decode"), variant);
+            KdaDecodeKernel kernel = new KdaDecodeKernel(device, module("kda_decode"), variant, false);
             try (DeviceBuffer dPool = DeviceBuffer.of(device, pool); DeviceBuffer dSlots = DeviceBuffer.of(device, slots);
                  DeviceBuffer dOut = DeviceBuffer.allocate(device, 4L * batch * heads * D)) {
                 for (int step = 0; step < 3; step++) {

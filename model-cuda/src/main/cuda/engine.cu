@@ -42,6 +42,11 @@ __device__ __forceinline__ float sigmoidf_exact(float z) {
     return z >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
 }
 
+// silu(g) * u: the SwiGLU activation, one expression for the swiglu kernel and the GEMVs that apply it on load.
+__device__ __forceinline__ float swiglu_one(float g, float u) {
+    return g * sigmoidf_exact(g) * u;
+}
+
 __device__ __forceinline__ float softplusf_torch(float z) {
     return z > 20.f ? z : log1pf(expf(z));
 }
@@ -172,8 +177,7 @@ extern "C" __global__ void swiglu(const float* __restrict__ gu, int ldg, float* 
     const int i = blockIdx.y * blockDim.x + threadIdx.x;
     if (i < width) {
         const float* g = gu + (size_t) blockIdx.x * ldg;
-        const float a = g[i];
-        out[(size_t) blockIdx.x * ldo + i] = a * sigmoidf_exact(a) * g[width + i];
+        out[(size_t) blockIdx.x * ldo + i] = swiglu_one(g[i], g[width + i]);
     }
 }
 
@@ -215,6 +219,24 @@ extern "C" __global__ void add_halves(float* __restrict__ y, const float* __rest
 
 #define GEMV_ROWS 8
 
+// The 8 activations of row at k..k+7 as (a | b); gated: row holds [gate (K) | up (K)] and the activation is
+// swiglu_one(gate, up), what the swiglu kernel would have written (so a GEMV can take the MLP's gate|up directly).
+__device__ __forceinline__ void load_x8(const float* row, int k, int K, int gated, float4& a, float4& b) {
+    a = *reinterpret_cast<const float4*>(row + k);
+    b = *reinterpret_cast<const float4*>(row + k + 4);
+    if (gated) {
+        const float4 ua = *reinterpret_cast<const float4*>(row + K + k);
+        const float4 ub = *reinterpret_cast<const float4*>(row + K + k + 4);
+        a = make_float4(swiglu_one(a.x, ua.x), swiglu_one(a.y, ua.y), swiglu_one(a.z, ua.z), swiglu_one(a.w, ua.w));
+        b = make_float4(swiglu_one(b.x, ub.x), swiglu_one(b.y, ub.y), swiglu_one(b.z, ub.z), swiglu_one(b.w, ub.w));
+    }
+}
+
+// The activation at k of row (see load_x8).
+__device__ __forceinline__ float load_x1(const float* row, int k, int K, int gated) {
+    return gated ? swiglu_one(row[k], row[K + k]) : row[k];
+}
+
 // s + (a | b) . q, q holding 8 bf16 weights, summed in element order.
 __device__ __forceinline__ float fma8(float s, const float4 a, const float4 b, const uint4 q) {
     s = fmaf(a.x, __uint_as_float(q.x << 16), s);
@@ -228,10 +250,10 @@ __device__ __forceinline__ float fma8(float s, const float4 a, const float4 b, c
 }
 
 // acc[r] += sum over this lane's k of x_r[k] * w[k] for r < rows <= ROWS (the order of a row's sums does not depend on
-// ROWS or rows); vec: 8 weights (16 bytes) per load, x rows 16-byte aligned.
+// ROWS or rows); vec: 8 weights (16 bytes) per load, x rows 16-byte aligned; gated: x rows are gate|up (load_x8).
 template <int ROWS>
 __device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const uint16_t* __restrict__ w, int K, bool vec,
-                                         float* acc) {
+                                         int gated, float* acc) {
     const int lane = threadIdx.x & 31;
     if (vec) {
 #pragma unroll 2
@@ -240,8 +262,8 @@ __device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 if (r < rows) {
-                    const float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
-                    const float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
+                    float4 a, b;
+                    load_x8(xs[r], k, K, gated, a, b);
                     acc[r] = fma8(acc[r], a, b, packed);
                 }
             }
@@ -252,17 +274,18 @@ __device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 if (r < rows) {
-                    acc[r] = fmaf(xs[r][k], wf, acc[r]);
+                    acc[r] = fmaf(load_x1(xs[r], k, K, gated), wf, acc[r]);
                 }
             }
         }
     }
 }
 
-// y[r][n] (+)= sum_k x[r][k] * w[n][k] for r < M, n < N. Block: 256 threads = 8 output columns; grid (ceil(N/8), ceil(M/8)).
+// y[r][n] (+)= sum_k x[r][k] * w[n][k] for r < M, n < N (gated: of x's SwiGLU, load_x8). Block: 256 threads = 8 output
+// columns; grid (ceil(N/8), ceil(M/8)).
 extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restrict__ x, int ldx, const uint16_t* __restrict__ w,
                                                             float* __restrict__ y, int ldy, int M, int N, int K, int vec,
-                                                            int accumulate) {
+                                                            int accumulate, int gated) {
     begin_in_order();
     const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
     const int r0 = blockIdx.y * GEMV_ROWS;
@@ -276,7 +299,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restr
         xs[r] = x + (size_t) (r0 + min(r, rows - 1)) * ldx;
     }
     float acc[GEMV_ROWS] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    dot_rows<GEMV_ROWS>(xs, rows, w + (size_t) n * K, K, vec != 0, acc);
+    dot_rows<GEMV_ROWS>(xs, rows, w + (size_t) n * K, K, vec != 0, gated, acc);
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++) {
         float s = warp_sum(acc[r]);
@@ -297,8 +320,8 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restr
 // double precision: sigmoid scores, correction bias for selection, group-limited top-k (group score = sum of its two
 // best), weights from the unbiased (or biased) scores, renormalised, scaled. Ties go to the lower index.
 // With one_order (T = 1 only) it also writes the one-pair tiles moe_align would make for that token (pair slot in tile
-// slot, any order serves), so a one-token step needs no moe_align. Grid: T blocks of 32 to 1024 threads; shared: 2E +
-// 64 doubles.
+// slot, any order serves), so a one-token step needs no moe_align. logits [T][ldl], the first E columns. Grid: T blocks
+// of 32 to 1024 threads; shared: 2E + 64 doubles.
 __device__ __forceinline__ void warp_argmax(double& value, int& index) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -311,7 +334,7 @@ __device__ __forceinline__ void warp_argmax(double& value, int& index) {
     }
 }
 
-extern "C" __global__ void moe_route(const float* __restrict__ logits, const float* __restrict__ bias, int T, int E, int topk,
+extern "C" __global__ void moe_route(const float* __restrict__ logits, int ldl, const float* __restrict__ bias, int T, int E, int topk,
                                      int groups, int topk_groups, int renormalize, int biased_weights, float scaling,
                                      int* __restrict__ ids, float* __restrict__ weights, int* __restrict__ one_order,
                                      int* __restrict__ one_tile_expert, int* __restrict__ one_tile_count,
@@ -323,7 +346,7 @@ extern "C" __global__ void moe_route(const float* __restrict__ logits, const flo
     double* group_score = route_shared + 2 * E;            // [64]
     const int t = blockIdx.x;
     const int lane = threadIdx.x & 31;
-    const float* l = logits + (size_t) t * E;
+    const float* l = logits + (size_t) t * ldl;
     for (int i = threadIdx.x; i < E; i += blockDim.x) {    // the scores on the whole block, the choice on warp 0
         score[i] = 1.0 / (1.0 + exp(-(double) l[i]));
         choice[i] = score[i] + (double) bias[i];
@@ -491,7 +514,7 @@ extern "C" __global__ void moe_align(const int* __restrict__ ids, int pairs, int
 // exactly dot_rows' order. vec only.
 template <int ROWS>
 __device__ __forceinline__ void dot_rows_pair(const float* const* xs, int rows, const uint16_t* __restrict__ w0,
-                                              const uint16_t* __restrict__ w1, int K, float* acc0, float* acc1) {
+                                              const uint16_t* __restrict__ w1, int K, int gated, float* acc0, float* acc1) {
     const int lane = threadIdx.x & 31;
 #pragma unroll 2
     for (int k = lane * 8; k < K; k += 256) {
@@ -500,8 +523,8 @@ __device__ __forceinline__ void dot_rows_pair(const float* const* xs, int rows, 
 #pragma unroll
         for (int r = 0; r < ROWS; r++) {
             if (r < rows) {
-                const float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
-                const float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
+                float4 a, b;
+                load_x8(xs[r], k, K, gated, a, b);
                 acc0[r] = fma8(acc0[r], a, b, q0);
                 acc1[r] = fma8(acc1[r], a, b, q1);
             }
@@ -515,12 +538,13 @@ __device__ __forceinline__ void dot_rows_pair(const float* const* xs, int rows, 
 // and writes row p; stage 1 (down) reads row p and writes row order[p] (the pair). w is [E][N][K] (expert_stride
 // elements). A block reads the tile's bookkeeping once and then streams MOE_COLUMNS weight rows, two per warp at a time.
 // A pair's sums do not depend on ROWS: 8, or 1 for a one-token step, whose pairs all have distinct experts (fewer registers).
+// gated: x rows are gate|up of K each and the input is their SwiGLU (load_x8), so the down projection needs no swiglu launch.
 // Grid (ceil(N / MOE_COLUMNS), max tiles); blocks past *tile_count return at once.
 template <int ROWS>
 __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, const int* __restrict__ order,
                                          const int* __restrict__ tile_expert, const int* __restrict__ tile_count, int topk, int stage,
                                          const uint16_t* __restrict__ w, long long expert_stride, float* __restrict__ y, int ldy, int N,
-                                         int K, int vec) {
+                                         int K, int vec, int gated) {
     const int tile = blockIdx.y;
     if (tile >= *tile_count) {
         return;
@@ -550,10 +574,10 @@ __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, c
             acc1[r] = 0.f;
         }
         if (vec) {
-            dot_rows_pair<ROWS>(xs, rows, we + (size_t) n * K, we + (size_t) n1 * K, K, acc0, acc1);
+            dot_rows_pair<ROWS>(xs, rows, we + (size_t) n * K, we + (size_t) n1 * K, K, gated, acc0, acc1);
         } else {
-            dot_rows<ROWS>(xs, rows, we + (size_t) n * K, K, false, acc0);
-            dot_rows<ROWS>(xs, rows, we + (size_t) n1 * K, K, false, acc1);
+            dot_rows<ROWS>(xs, rows, we + (size_t) n * K, K, false, gated, acc0);
+            dot_rows<ROWS>(xs, rows, we + (size_t) n1 * K, K, false, gated, acc1);
         }
 #pragma unroll
         for (int r = 0; r < ROWS; r++) {
@@ -573,18 +597,18 @@ extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16(const float* __r
                                                                 const int* __restrict__ tile_expert, const int* __restrict__ tile_count,
                                                                 int topk, int stage, const uint16_t* __restrict__ w,
                                                                 long long expert_stride, float* __restrict__ y, int ldy, int N, int K,
-                                                                int vec) {
+                                                                int vec, int gated) {
     begin_in_order();
-    moe_gemv<GEMV_ROWS>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec);
+    moe_gemv<GEMV_ROWS>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec, gated);
 }
 
 extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16_r1(const float* __restrict__ x, int ldx, const int* __restrict__ order,
                                                                     const int* __restrict__ tile_expert, const int* __restrict__ tile_count,
                                                                     int topk, int stage, const uint16_t* __restrict__ w,
                                                                     long long expert_stride, float* __restrict__ y, int ldy, int N, int K,
-                                                                    int vec) {
+                                                                    int vec, int gated) {
     begin_in_order();
-    moe_gemv<1>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec);
+    moe_gemv<1>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec, gated);
 }
 
 // out[t] += sum over slots j (in order) of weights[t][j] * pair_out[t * topk + j]. Grid (T, ceil(dim / blockDim)).

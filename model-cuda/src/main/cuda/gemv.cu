@@ -6,7 +6,8 @@
 //   WPC  warps per column group: K is split into WPC contiguous parts summed in shared memory in a fixed order, so a
 //        short matrix still spreads over many warps.
 // Every variant sums each output in an order fixed by (K, variant), never by M: a row's result does not depend on
-// which other rows share the launch. Needs K % 8 == 0 and 16-byte aligned rows (the engine checks, else gemv_bf16).
+// which other rows share the launch. gated: x rows hold gate|up (K each) and the input is their SwiGLU, computed on load
+// exactly as engine.cu's swiglu kernel does. Needs K % 8 == 0 and 16-byte aligned rows (the engine checks, else gemv_bf16).
 // Block: 256 threads (8 warps) = 8 / WPC column groups of CPW columns. Grid (ceil(N / (8 / WPC * CPW)), ceil(M / ROWS)).
 
 #include <stdint.h>
@@ -33,6 +34,16 @@ __device__ __forceinline__ void prefetch_l2(const void* p, int bytes) {
 #endif
 }
 
+__device__ __forceinline__ float sigmoidf_exact(float z) {         // engine.cu's, bit for bit
+    float e = expf(-fabsf(z));
+    return z >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
+}
+
+// silu(g) * u, the expression of engine.cu's swiglu kernel (so a gated GEMV sees exactly what swiglu would write).
+__device__ __forceinline__ float swiglu_one(float g, float u) {
+    return g * sigmoidf_exact(g) * u;
+}
+
 __device__ __forceinline__ float lane_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
@@ -43,7 +54,7 @@ __device__ __forceinline__ float lane_sum(float v) {
 
 template <int CPW, int WPC, int ROWS>
 __device__ __forceinline__ void gemv_tiled(const float* __restrict__ x, int ldx, const uint16_t* __restrict__ w,
-                                           float* __restrict__ y, int ldy, int M, int N, int K, int accumulate) {
+                                           float* __restrict__ y, int ldy, int M, int N, int K, int accumulate, int gated) {
     constexpr int GROUPS = 8 / WPC;
     __shared__ float partial[8][CPW][ROWS];
     const int warp = threadIdx.x >> 5;
@@ -88,8 +99,14 @@ __device__ __forceinline__ void gemv_tiled(const float* __restrict__ x, int ldx,
 #pragma unroll
         for (int r = 0; r < ROWS; r++) {
             if (r < rows) {
-                const float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
-                const float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
+                float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
+                float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
+                if (gated) {                               // x rows are gate|up: the input is their SwiGLU
+                    const float4 ua = *reinterpret_cast<const float4*>(xs[r] + K + k);
+                    const float4 ub = *reinterpret_cast<const float4*>(xs[r] + K + k + 4);
+                    a = make_float4(swiglu_one(a.x, ua.x), swiglu_one(a.y, ua.y), swiglu_one(a.z, ua.z), swiglu_one(a.w, ua.w));
+                    b = make_float4(swiglu_one(b.x, ub.x), swiglu_one(b.y, ub.y), swiglu_one(b.z, ub.z), swiglu_one(b.w, ub.w));
+                }
 #pragma unroll
                 for (int c = 0; c < CPW; c++) {
                     float s = acc[c][r];
@@ -137,12 +154,14 @@ __device__ __forceinline__ void gemv_tiled(const float* __restrict__ x, int ldx,
 // Each variant twice: _r8 takes up to 8 rows per block, _r1 one (fewer registers for a batch of one; the same sums).
 #define GEMV_VARIANT(CPW, WPC)                                                                                          \
     extern "C" __global__ void __launch_bounds__(256) gemv_c##CPW##w##WPC##_r8(const float* __restrict__ x, int ldx,   \
-            const uint16_t* __restrict__ w, float* __restrict__ y, int ldy, int M, int N, int K, int accumulate) {      \
-        gemv_tiled<CPW, WPC, 8>(x, ldx, w, y, ldy, M, N, K, accumulate);                                                \
+            const uint16_t* __restrict__ w, float* __restrict__ y, int ldy, int M, int N, int K, int accumulate,         \
+            int gated) {                                                                                                \
+        gemv_tiled<CPW, WPC, 8>(x, ldx, w, y, ldy, M, N, K, accumulate, gated);                                         \
     }                                                                                                                   \
     extern "C" __global__ void __launch_bounds__(256) gemv_c##CPW##w##WPC##_r1(const float* __restrict__ x, int ldx,   \
-            const uint16_t* __restrict__ w, float* __restrict__ y, int ldy, int M, int N, int K, int accumulate) {      \
-        gemv_tiled<CPW, WPC, 1>(x, ldx, w, y, ldy, M, N, K, accumulate);                                                \
+            const uint16_t* __restrict__ w, float* __restrict__ y, int ldy, int M, int N, int K, int accumulate,         \
+            int gated) {                                                                                                \
+        gemv_tiled<CPW, WPC, 1>(x, ldx, w, y, ldy, M, N, K, accumulate, gated);                                         \
     }
 
 GEMV_VARIANT(1, 1)

@@ -440,8 +440,20 @@ public final class CudaEngine implements Engine {
     /** out = down(silu(gate x) * up x) of the post-attention norm. */
     private void mlp(DeviceWeights.Mlp m, int rows, DeviceBuffer out) {
         project(s.normed, cfg.hiddenSize(), m.gateUp(), s.proj, rows);
-        k.swiglu(rows, s.proj, 2 * m.width(), s.act, m.width(), m.width());
-        project(s.act, m.width(), m.down(), out, rows);
+        if (swigluOnLoad(rows)) {                                          // the fp32 GEMV applies SwiGLU as it loads gate|up
+            k.gemvFp32(s.proj, 2 * m.width(), m.down().data(), out, cfg.hiddenSize(), rows, m.down().rows(), m.width(), false, true);
+        } else {
+            k.swiglu(rows, s.proj, 2 * m.width(), s.act, m.width(), m.width());
+            project(s.act, m.width(), m.down(), out, rows);
+        }
+    }
+
+    /**
+     * Whether down projections of this many rows run on the fp32 GEMVs, which take gate|up and apply SwiGLU as they load
+     * it (one launch less, the same values as the swiglu kernel); tensor cores and cuBLASLt take the swiglu kernel's output.
+     */
+    private boolean swigluOnLoad(int rows) {
+        return !k.tensorCores(rows) && (cublas == null || rows < options.cublasFromRows());
     }
 
     private void moe(DeviceWeights.Moe mw, int rows) {
@@ -450,22 +462,33 @@ public final class CudaEngine implements Engine {
         int e = c.numExperts();
         int topk = c.expertsPerToken();
         int width = mw.width();
-        k.gemvFp32(s.normed, d, mw.router().data(), s.routerLogits, e, rows, e, d, false); // router logits, fp32 (choices are discontinuous)
+        // router logits, fp32 (choices are discontinuous); where the shared expert's gate|up runs on the same fp32 GEMV,
+        // one launch makes both of the same input: s.proj rows = [logits (E) | shared gate (I) | shared up (I)]
+        boolean together = mw.routerAndShared() != null && swigluOnLoad(rows);
+        int ldl = together ? mw.routerAndShared().rows() : e;
+        DeviceBuffer logits = together ? s.proj : s.routerLogits;
+        k.gemvFp32(s.normed, d, (together ? mw.routerAndShared() : mw.router()).data(), logits, ldl, rows, ldl, d, false);
         int pairs = rows * topk;
         // one token on the fp32 kernel: its pairs have distinct experts, one per tile, laid out by the routing itself
         int tileRows = rows == 1 && !k.tensorCores(rows) ? 1 : EngineKernels.GEMV_ROWS;
         int maxTiles = maxTiles(rows, tileRows);
-        k.moeRoute(rows, s.routerLogits, mw.bias(), e, topk, c.numExpertGroups(), c.topkGroups(), c.renormalize(),
+        k.moeRoute(rows, logits, ldl, mw.bias(), e, topk, c.numExpertGroups(), c.topkGroups(), c.renormalize(),
                 c.weightsUseCorrectionBias(), c.routedScalingFactor(), s.expertIds, s.expertWeights, tileRows == 1 ? s.tiles : null);
         if (tileRows != 1) {
             k.moeAlign(s.expertIds, pairs, e, s.order, s.tileExpert, s.tileCount, s.expertLoads, tileRows);
         }
         k.moeGemv(rows, tileRows, maxTiles, s.normed, d, s.order, s.tileExpert, s.tileCount, topk, 0, mw.gateUp(), 2L * width * d, s.expertHidden,
                 2 * width, 2 * width, d);                                   // gate|up of each (token, expert)
-        k.swiglu(maxTiles * tileRows, s.expertHidden, 2 * width, s.expertAct, width, width);
-        k.moeGemv(rows, tileRows, maxTiles, s.expertAct, width, s.order, s.tileExpert, s.tileCount, topk, 1, mw.down(), (long) d * width, s.pairOut,
-                d, d, width);                                               // down of each pair
-        if (mw.shared() != null) {
+        boolean onLoad = !k.tensorCores(rows);                             // the fp32 expert kernels apply SwiGLU as they load
+        if (!onLoad) {
+            k.swiglu(maxTiles * tileRows, s.expertHidden, 2 * width, s.expertAct, width, width);
+        }
+        k.moeGemv(rows, tileRows, maxTiles, onLoad ? s.expertHidden : s.expertAct, onLoad ? 2 * width : width, s.order, s.tileExpert,
+                s.tileCount, topk, 1, mw.down(), (long) d * width, s.pairOut, d, d, width, onLoad);   // down of each pair
+        if (together) {                                                     // shared expert: down of the gate|up made above
+            DeviceWeights.Mlp shared = mw.shared();
+            k.gemvFp32(view(s.proj, e), ldl, shared.down().data(), s.mixed, d, rows, d, shared.width(), false, true);
+        } else if (mw.shared() != null) {
             mlp(mw.shared(), rows, s.mixed);                                // shared expert
         } else {
             s.mixed.slice(0, 4L * rows * d).fill(0f);

@@ -36,8 +36,12 @@ final class DeviceWeights implements AutoCloseable {
     record Mlp(Matrix gateUp, Matrix down, int width) {
     }
 
-    /** Routed experts stacked: gateUp [E][2I][D], down [E][D][I]; shared may be null. */
-    record Moe(Matrix router, DeviceBuffer bias, DeviceBuffer gateUp, DeviceBuffer down, int width, Mlp shared) {
+    /**
+     * Routed experts stacked: gateUp [E][2I][D], down [E][D][I]; shared may be null. With a shared expert,
+     * routerAndShared = [router (E) | shared gate (I) | shared up (I)] x D is one matrix, router and shared.gateUp its
+     * row ranges: one GEMV can make the router logits and the shared expert's gate|up of the same input.
+     */
+    record Moe(Matrix router, DeviceBuffer bias, DeviceBuffer gateUp, DeviceBuffer down, int width, Mlp shared, Matrix routerAndShared) {
     }
 
     record Layer(DeviceBuffer inputNorm, DeviceBuffer postNorm, Kda kda, Mla mla, Mlp dense, Moe moe) {
@@ -106,8 +110,18 @@ final class DeviceWeights implements AutoCloseable {
             down.add(e.down());
         }
         int width = m.experts().getFirst().intermediateSize();
-        return new Moe(stack(m.router()), vector(m.correctionBias()), stack(gateUp.toArray(Tensor[]::new)).data(),
-                stack(down.toArray(Tensor[]::new)).data(), width, mlp(m.shared()));
+        DeviceBuffer experts = stack(gateUp.toArray(Tensor[]::new)).data();
+        DeviceBuffer expertsDown = stack(down.toArray(Tensor[]::new)).data();
+        if (m.shared() == null) {
+            return new Moe(stack(m.router()), vector(m.correctionBias()), experts, expertsDown, width, null, null);
+        }
+        Matrix both = stack(m.router(), m.shared().gate(), m.shared().up());
+        int e = (int) m.router().dim(0);
+        long routerBytes = 2L * e * both.cols();
+        Matrix router = new Matrix(both.data().slice(0, routerBytes), e, both.cols());
+        Matrix sharedGateUp = new Matrix(both.data().slice(routerBytes, both.data().bytes() - routerBytes), both.rows() - e, both.cols());
+        Mlp shared = new Mlp(sharedGateUp, stack(m.shared().down()), m.shared().intermediateSize());
+        return new Moe(router, vector(m.correctionBias()), experts, expertsDown, width, shared, both);
     }
 
     /** The row-wise concatenation of 2-D tensors with equal columns, as one bf16 matrix. */

@@ -120,27 +120,33 @@ final class EngineKernels {
 
     /** {@link #gemv} with fp32 activations whatever the rows (the MoE router: expert choices are discontinuous). */
     void gemvFp32(DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate) {
+        gemvFp32(x, ldx, w, y, ldy, m, n, k, accumulate, false);
+    }
+
+    /** {@link #gemvFp32}; gated: x's rows hold gate|up ({@code k} each, {@code ldx >= 2k}) and the input is their SwiGLU. */
+    void gemvFp32(DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate, boolean gated) {
         if (tiled != null && !tiledVariant.tensorCores() && GemvKernel.applies(x, ldx, k)) {
-            timed("gemv_" + tiledVariant.name(), () -> tiled.launch(tiledVariant, x, ldx, w, y, ldy, m, n, k, accumulate));
+            timed("gemv_" + tiledVariant.name(), () -> tiled.launch(tiledVariant, x, ldx, w, y, ldy, m, n, k, accumulate, gated));
             return;
         }
         launch(gemv, (n + 7) / 8, (m + GEMV_ROWS - 1) / GEMV_ROWS, 1, 256, 0, x, ldx, w, y, ldy, m, n, k, vec(x, ldx, k) ? 1 : 0,
-                accumulate ? 1 : 0);
+                accumulate ? 1 : 0, gated ? 1 : 0);
     }
 
     /**
-     * Expert choice per token; for one token with {@code oneTokenTiles} non-null (the buffers {@link #moeAlign} writes)
-     * it also lays out that token's tiles of one pair, in place of moeAlign.
+     * Expert choice per token from its router logits (row t at {@code t * ldl}, the first {@code experts} columns); for one
+     * token with {@code oneTokenTiles} non-null (the buffers {@link #moeAlign} writes) it also lays out that token's
+     * tiles of one pair, in place of moeAlign.
      */
-    void moeRoute(int tokens, DeviceBuffer logits, DeviceBuffer bias, int experts, int topk, int groups, int topkGroups,
+    void moeRoute(int tokens, DeviceBuffer logits, int ldl, DeviceBuffer bias, int experts, int topk, int groups, int topkGroups,
                   boolean renormalize, boolean biasedWeights, float scaling, DeviceBuffer ids, DeviceBuffer weights,
                   Scratch.Tiles oneTokenTiles) {
         Scratch.Tiles t = oneTokenTiles;
         if (t != null && tokens != 1) {
             throw new IllegalArgumentException("moe_route lays out one-pair tiles for one token only, not " + tokens);
         }
-        launch(moeRoute, tokens, 1, 1, Math.min(1024, (experts + 31) / 32 * 32), 8 * (2 * experts + 64), logits, bias, tokens, experts, topk, groups, topkGroups,
-                renormalize ? 1 : 0, biasedWeights ? 1 : 0, scaling, ids, weights, t == null ? null : t.order(),
+        launch(moeRoute, tokens, 1, 1, Math.min(1024, (experts + 31) / 32 * 32), 8 * (2 * experts + 64), logits, ldl, bias, tokens, experts, topk,
+                groups, topkGroups, renormalize ? 1 : 0, biasedWeights ? 1 : 0, scaling, ids, weights, t == null ? null : t.order(),
                 t == null ? null : t.tileExpert(), t == null ? null : t.tileCount(), t == null ? null : t.loads());
     }
 
@@ -156,12 +162,25 @@ final class EngineKernels {
      */
     void moeGemv(int tokens, int tileRows, int maxTiles, DeviceBuffer x, int ldx, DeviceBuffer order, DeviceBuffer tileExpert,
                  DeviceBuffer tileCount, int topk, int stage, DeviceBuffer w, long expertStride, DeviceBuffer y, int ldy, int n, int k) {
+        moeGemv(tokens, tileRows, maxTiles, x, ldx, order, tileExpert, tileCount, topk, stage, w, expertStride, y, ldy, n, k, false);
+    }
+
+    /**
+     * {@link #moeGemv}; gated (fp32 kernels only, so never where {@link #tensorCores} holds): x's rows hold gate|up
+     * ({@code k} each) and the input is their SwiGLU, so the down projection needs no swiglu launch.
+     */
+    void moeGemv(int tokens, int tileRows, int maxTiles, DeviceBuffer x, int ldx, DeviceBuffer order, DeviceBuffer tileExpert,
+                 DeviceBuffer tileCount, int topk, int stage, DeviceBuffer w, long expertStride, DeviceBuffer y, int ldy, int n, int k,
+                 boolean gated) {
+        if (gated && tensorCores(tokens)) {
+            throw new IllegalArgumentException("moe_gemv: SwiGLU on load is for the fp32 kernels, not " + tokens + " rows on tensor cores");
+        }
         if (tileRows == GEMV_ROWS && tensorCores(tokens) && GemvKernel.applies(x, ldx, k)) {   // as the projections
             timed("moe_gemv_tc", () -> tiled.launchMoe(maxTiles, x, ldx, order, tileExpert, tileCount, topk, stage, w, expertStride, y, ldy, n, k));
             return;
         }
         launch(tileRows == 1 ? moeGemv1 : moeGemv, (n + 31) / 32, maxTiles, 1, 256, 0, x, ldx, order, tileExpert, tileCount, topk, stage, w, expertStride, y, ldy, n, k,
-                vec(x, ldx, k) ? 1 : 0);
+                vec(x, ldx, k) ? 1 : 0, gated ? 1 : 0);
     }
 
     void moeCombine(int tokens, DeviceBuffer pairOut, DeviceBuffer weights, int topk, DeviceBuffer out, int dim) {

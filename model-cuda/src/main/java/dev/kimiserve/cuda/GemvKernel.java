@@ -69,11 +69,20 @@ public final class GemvKernel {
     }
 
     public void launch(Variant v, DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate) {
-        if (m <= 0 || n <= 0 || k <= 0 || !applies(x, ldx, k)) {
-            throw new IllegalArgumentException("gemv " + v.name() + ": m=" + m + " n=" + n + " k=" + k + " ldx=" + ldx
-                    + " (needs positive sizes, k % 8 == 0 and 16-byte aligned rows)");
+        launch(v, x, ldx, w, y, ldy, m, n, k, accumulate, false);
+    }
+
+    /**
+     * {@link #launch} where {@code gated} says x's rows hold gate|up ({@code k} values each) and the input is their SwiGLU,
+     * computed on load exactly as engine.cu's swiglu kernel writes it (fp32 tilings only).
+     */
+    public void launch(Variant v, DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate,
+                       boolean gated) {
+        if (m <= 0 || n <= 0 || k <= 0 || !applies(x, ldx, k) || gated && (v.tensorCores() || ldx < 2 * k)) {
+            throw new IllegalArgumentException("gemv " + v.name() + ": m=" + m + " n=" + n + " k=" + k + " ldx=" + ldx + " gated=" + gated
+                    + " (needs positive sizes, k % 8 == 0, 16-byte aligned rows; gated: an fp32 tiling and ldx >= 2k)");
         }
-        x.require("gemv", "x", 4L * ((long) (m - 1) * ldx + k));
+        x.require("gemv", "x", 4L * ((long) (m - 1) * ldx + (gated ? 2L * k : k)));
         w.require("gemv", "w", 2L * n * k);
         y.require("gemv", "y", 4L * ((long) (m - 1) * ldy + n));
         int rowsPerBlock = m == 1 ? 1 : 8;
@@ -85,8 +94,14 @@ public final class GemvKernel {
             entry = "tc_n" + tiles;
         }
         device.makeCurrent();
-        KernelLaunch.launch(device, functions.get(entry), (n + v.columnsPerBlock() - 1) / v.columnsPerBlock(),
-                (m + rowsPerBlock - 1) / rowsPerBlock, 1, 256, 1, 1, 0, overlap, x, ldx, w, y, ldy, m, n, k, accumulate ? 1 : 0);
+        int gridX = (n + v.columnsPerBlock() - 1) / v.columnsPerBlock();
+        int gridY = (m + rowsPerBlock - 1) / rowsPerBlock;
+        if (v.tensorCores()) {
+            KernelLaunch.launch(device, functions.get(entry), gridX, gridY, 1, 256, 1, 1, 0, overlap, x, ldx, w, y, ldy, m, n, k, accumulate ? 1 : 0);
+        } else {
+            KernelLaunch.launch(device, functions.get(entry), gridX, gridY, 1, 256, 1, 1, 0, overlap, x, ldx, w, y, ldy, m, n, k, accumulate ? 1 : 0,
+                    gated ? 1 : 0);
+        }
     }
 
     /**

@@ -13,7 +13,7 @@ final class Scratch implements AutoCloseable {
     private long used;
     /** [R, D]: the residual stream, the normed block input, the block output. */
     final DeviceBuffer h, normed, mixed;
-    /** [R, widest stacked projection]. */
+    /** [R, widest stacked projection] (also the router logits with the shared expert's gate|up). */
     final DeviceBuffer proj;
     /** [R, MLP width]. */
     final DeviceBuffer act;
@@ -53,7 +53,8 @@ final class Scratch implements AutoCloseable {
         int mlaOut = mla == null ? 0 : mla.numHeads() * mla.vHeadDim();
         var moe = cfg.moe();
         int width = Math.max(cfg.intermediateSize(), moe == null ? 0 : Math.max(moe.intermediateSize(), moe.sharedIntermediateSize()));
-        int widest = Math.max(Math.max(kdaIn, mlaIn), Math.max(2 * width, 1));
+        int routerAndShared = moe == null ? 0 : moe.numExperts() + 2 * moe.sharedIntermediateSize();   // one GEMV's output (CudaEngine.moe)
+        int widest = max(kdaIn, mlaIn, 2 * width, routerAndShared, 1);
         int topk = moe == null ? 0 : moe.expertsPerToken();
         long pairs = r * topk;
         // pair positions after grouping into tiles of 8 (padding up to 7 per expert; tiles of 1 need fewer)

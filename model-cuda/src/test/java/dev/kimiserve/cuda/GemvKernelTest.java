@@ -67,6 +67,46 @@ class GemvKernelTest extends GpuTest {
         }
     }
 
+    /** A gated GEMV (SwiGLU of gate|up applied on load) = the swiglu kernel, then the plain GEMV, bit for bit. */
+    @Test
+    void swigluOnLoadEqualsTheSwigluKernel() {
+        GemvKernel tiled = new GemvKernel(device, module("gemv"));
+        EngineKernels engine = new EngineKernels(device, module("engine"));
+        SplittableRandom rnd = new SplittableRandom(8);
+        for (int[] nk : new int[][]{{40, 64}, {300, 1024}, {129, 2304}, {33, 37}}) {
+            int n = nk[0];
+            int k = nk[1];
+            int maxRows = 9;
+            short[] w = randomBf16(rnd, n * k, 0.05);
+            float[] gateUp = KdaInputs.normal(rnd, maxRows * 2 * k);
+            try (DeviceBuffer dw = DeviceBuffer.of(device, w); DeviceBuffer dgu = DeviceBuffer.of(device, gateUp);
+                 DeviceBuffer act = DeviceBuffer.allocate(device, 4L * maxRows * k);
+                 DeviceBuffer y = DeviceBuffer.allocate(device, 4L * maxRows * n); DeviceBuffer z = DeviceBuffer.allocate(device, 4L * maxRows * n)) {
+                for (String name : variantNames()) {
+                    if (k % 8 != 0 && !name.equals("warp") || name.equals("tc")) {
+                        continue;                                  // the tilings need k % 8 == 0; tensor cores take swiglu's output
+                    }
+                    for (int m : new int[]{1, 3, 9}) {
+                        y.fill(Float.NaN);
+                        z.fill(Float.NaN);
+                        engine.swiglu(m, dgu, 2 * k, act, k, k);
+                        run(tiled, engine, name, act, k, dw, y, n, m, n, k, false);
+                        if (name.equals("warp")) {
+                            engine.gemvFp32(dgu, 2 * k, dw, z, n, m, n, k, false, true);
+                        } else {
+                            tiled.launch(GemvKernel.variant(name), dgu, 2 * k, dw, z, n, m, n, k, false, true);
+                        }
+                        float[] expected = new float[m * n];
+                        float[] actual = new float[m * n];
+                        y.download(expected);
+                        z.download(actual);
+                        assertArrayEquals(expected, actual, name + " gated m=" + m + " n=" + n + " k=" + k);
+                    }
+                }
+            }
+        }
+    }
+
     private static java.util.List<String> variantNames() {
         java.util.List<String> names = new java.util.ArrayList<>();
         names.add("warp");

@@ -219,22 +219,25 @@ extern "C" __global__ void add_halves(float* __restrict__ y, const float* __rest
 
 #define GEMV_ROWS 8
 
-// The 8 activations of row at k..k+7 as (a | b); gated: row holds [gate (K) | up (K)] and the activation is
-// swiglu_one(gate, up), what the swiglu kernel would have written (so a GEMV can take the MLP's gate|up directly).
-__device__ __forceinline__ void load_x8(const float* row, int k, int K, int gated, float4& a, float4& b) {
-    a = *reinterpret_cast<const float4*>(row + k);
-    b = *reinterpret_cast<const float4*>(row + k + 4);
-    if (gated) {
-        const float4 ua = *reinterpret_cast<const float4*>(row + K + k);
-        const float4 ub = *reinterpret_cast<const float4*>(row + K + k + 4);
-        a = make_float4(swiglu_one(a.x, ua.x), swiglu_one(a.y, ua.y), swiglu_one(a.z, ua.z), swiglu_one(a.w, ua.w));
-        b = make_float4(swiglu_one(b.x, ub.x), swiglu_one(b.y, ub.y), swiglu_one(b.z, ub.z), swiglu_one(b.w, ub.w));
+// act[r][0..K) = swiglu_one(gate, up) of rows src[r] = [gate (K) | up (K)] for r < rows, by the whole block, into shared
+// memory; vec: K % 4 == 0 and 16-byte aligned rows. Ends with a barrier. So a down projection can take gate|up directly
+// (the same values the swiglu kernel writes), without a swiglu launch.
+__device__ __forceinline__ void stage_swiglu(const float* const* src, int rows, int K, bool vec, float* act) {
+    for (int r = 0; r < rows; r++) {
+        if (vec) {
+            for (int i = 4 * threadIdx.x; i < K; i += 4 * blockDim.x) {
+                const float4 g = *reinterpret_cast<const float4*>(src[r] + i);
+                const float4 u = *reinterpret_cast<const float4*>(src[r] + K + i);
+                *reinterpret_cast<float4*>(act + (size_t) r * K + i) =
+                        make_float4(swiglu_one(g.x, u.x), swiglu_one(g.y, u.y), swiglu_one(g.z, u.z), swiglu_one(g.w, u.w));
+            }
+        } else {
+            for (int i = threadIdx.x; i < K; i += blockDim.x) {
+                act[(size_t) r * K + i] = swiglu_one(src[r][i], src[r][K + i]);
+            }
+        }
     }
-}
-
-// The activation at k of row (see load_x8).
-__device__ __forceinline__ float load_x1(const float* row, int k, int K, int gated) {
-    return gated ? swiglu_one(row[k], row[K + k]) : row[k];
+    __syncthreads();
 }
 
 // s + (a | b) . q, q holding 8 bf16 weights, summed in element order.
@@ -250,10 +253,10 @@ __device__ __forceinline__ float fma8(float s, const float4 a, const float4 b, c
 }
 
 // acc[r] += sum over this lane's k of x_r[k] * w[k] for r < rows <= ROWS (the order of a row's sums does not depend on
-// ROWS or rows); vec: 8 weights (16 bytes) per load, x rows 16-byte aligned; gated: x rows are gate|up (load_x8).
+// ROWS or rows); vec: 8 weights (16 bytes) per load, x rows 16-byte aligned.
 template <int ROWS>
 __device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const uint16_t* __restrict__ w, int K, bool vec,
-                                         int gated, float* acc) {
+                                         float* acc) {
     const int lane = threadIdx.x & 31;
     if (vec) {
 #pragma unroll 2
@@ -262,8 +265,8 @@ __device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 if (r < rows) {
-                    float4 a, b;
-                    load_x8(xs[r], k, K, gated, a, b);
+                    const float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
+                    const float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
                     acc[r] = fma8(acc[r], a, b, packed);
                 }
             }
@@ -274,18 +277,17 @@ __device__ __forceinline__ void dot_rows(const float* const* xs, int rows, const
 #pragma unroll
             for (int r = 0; r < ROWS; r++) {
                 if (r < rows) {
-                    acc[r] = fmaf(load_x1(xs[r], k, K, gated), wf, acc[r]);
+                    acc[r] = fmaf(xs[r][k], wf, acc[r]);
                 }
             }
         }
     }
 }
 
-// y[r][n] (+)= sum_k x[r][k] * w[n][k] for r < M, n < N (gated: of x's SwiGLU, load_x8). Block: 256 threads = 8 output
-// columns; grid (ceil(N/8), ceil(M/8)).
+// y[r][n] (+)= sum_k x[r][k] * w[n][k] for r < M, n < N. Block: 256 threads = 8 output columns; grid (ceil(N/8), ceil(M/8)).
 extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restrict__ x, int ldx, const uint16_t* __restrict__ w,
                                                             float* __restrict__ y, int ldy, int M, int N, int K, int vec,
-                                                            int accumulate, int gated) {
+                                                            int accumulate) {
     begin_in_order();
     const int n = blockIdx.x * 8 + (threadIdx.x >> 5);
     const int r0 = blockIdx.y * GEMV_ROWS;
@@ -299,7 +301,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restr
         xs[r] = x + (size_t) (r0 + min(r, rows - 1)) * ldx;
     }
     float acc[GEMV_ROWS] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    dot_rows<GEMV_ROWS>(xs, rows, w + (size_t) n * K, K, vec != 0, gated, acc);
+    dot_rows<GEMV_ROWS>(xs, rows, w + (size_t) n * K, K, vec != 0, acc);
 #pragma unroll
     for (int r = 0; r < GEMV_ROWS; r++) {
         float s = warp_sum(acc[r]);
@@ -514,7 +516,7 @@ extern "C" __global__ void moe_align(const int* __restrict__ ids, int pairs, int
 // exactly dot_rows' order. vec only.
 template <int ROWS>
 __device__ __forceinline__ void dot_rows_pair(const float* const* xs, int rows, const uint16_t* __restrict__ w0,
-                                              const uint16_t* __restrict__ w1, int K, int gated, float* acc0, float* acc1) {
+                                              const uint16_t* __restrict__ w1, int K, float* acc0, float* acc1) {
     const int lane = threadIdx.x & 31;
 #pragma unroll 2
     for (int k = lane * 8; k < K; k += 256) {
@@ -523,8 +525,8 @@ __device__ __forceinline__ void dot_rows_pair(const float* const* xs, int rows, 
 #pragma unroll
         for (int r = 0; r < ROWS; r++) {
             if (r < rows) {
-                float4 a, b;
-                load_x8(xs[r], k, K, gated, a, b);
+                const float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
+                const float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
                 acc0[r] = fma8(acc0[r], a, b, q0);
                 acc1[r] = fma8(acc1[r], a, b, q1);
             }
@@ -538,13 +540,14 @@ __device__ __forceinline__ void dot_rows_pair(const float* const* xs, int rows, 
 // and writes row p; stage 1 (down) reads row p and writes row order[p] (the pair). w is [E][N][K] (expert_stride
 // elements). A block reads the tile's bookkeeping once and then streams MOE_COLUMNS weight rows, two per warp at a time.
 // A pair's sums do not depend on ROWS: 8, or 1 for a one-token step, whose pairs all have distinct experts (fewer registers).
-// gated: x rows are gate|up of K each and the input is their SwiGLU (load_x8), so the down projection needs no swiglu launch.
+// GATED: x rows are gate|up of K each and the input is their SwiGLU, staged once per block in shared memory (ROWS * K
+// floats, stage_swiglu), so the down projection needs no swiglu launch.
 // Grid (ceil(N / MOE_COLUMNS), max tiles); blocks past *tile_count return at once.
-template <int ROWS>
+template <int ROWS, bool GATED>
 __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, const int* __restrict__ order,
                                          const int* __restrict__ tile_expert, const int* __restrict__ tile_count, int topk, int stage,
                                          const uint16_t* __restrict__ w, long long expert_stride, float* __restrict__ y, int ldy, int N,
-                                         int K, int vec, int gated) {
+                                         int K, int vec) {
     const int tile = blockIdx.y;
     if (tile >= *tile_count) {
         return;
@@ -562,6 +565,14 @@ __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, c
         xs[r] = x + (size_t) in * ldx;
         out_row[r] = pair < 0 ? -1 : stage == 0 ? p0 + r : pair;
     }
+    if (GATED) {                                           // the tile's inputs: SwiGLU of its gate|up rows, once
+        extern __shared__ float staged_act[];              // [ROWS][K]
+        stage_swiglu(xs, rows, K, vec, staged_act);
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            xs[r] = staged_act + (size_t) r * K;
+        }
+    }
     const uint16_t* we = w + (size_t) tile_expert[tile] * expert_stride;
     const int lane = threadIdx.x & 31;
     const int end = min(N, (int) (blockIdx.x + 1) * MOE_COLUMNS);
@@ -574,10 +585,10 @@ __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, c
             acc1[r] = 0.f;
         }
         if (vec) {
-            dot_rows_pair<ROWS>(xs, rows, we + (size_t) n * K, we + (size_t) n1 * K, K, gated, acc0, acc1);
+            dot_rows_pair<ROWS>(xs, rows, we + (size_t) n * K, we + (size_t) n1 * K, K, acc0, acc1);
         } else {
-            dot_rows<ROWS>(xs, rows, we + (size_t) n * K, K, false, gated, acc0);
-            dot_rows<ROWS>(xs, rows, we + (size_t) n1 * K, K, false, gated, acc1);
+            dot_rows<ROWS>(xs, rows, we + (size_t) n * K, K, false, acc0);
+            dot_rows<ROWS>(xs, rows, we + (size_t) n1 * K, K, false, acc1);
         }
 #pragma unroll
         for (int r = 0; r < ROWS; r++) {
@@ -593,23 +604,20 @@ __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, c
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16(const float* __restrict__ x, int ldx, const int* __restrict__ order,
-                                                                const int* __restrict__ tile_expert, const int* __restrict__ tile_count,
-                                                                int topk, int stage, const uint16_t* __restrict__ w,
-                                                                long long expert_stride, float* __restrict__ y, int ldy, int N, int K,
-                                                                int vec, int gated) {
-    begin_in_order();
-    moe_gemv<GEMV_ROWS>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec, gated);
-}
+// The entries: tiles of GEMV_ROWS pairs or of one (_r1), plain or on gate|up rows (_swiglu: separate entries, so the
+// plain ones keep their register count).
+#define MOE_GEMV_ENTRY(NAME, ROWS, GATED)                                                                               \
+    extern "C" __global__ void __launch_bounds__(256) NAME(const float* __restrict__ x, int ldx, const int* __restrict__ order, \
+            const int* __restrict__ tile_expert, const int* __restrict__ tile_count, int topk, int stage,                \
+            const uint16_t* __restrict__ w, long long expert_stride, float* __restrict__ y, int ldy, int N, int K, int vec) { \
+        begin_in_order();                                                                                               \
+        moe_gemv<ROWS, GATED>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec); \
+    }
 
-extern "C" __global__ void __launch_bounds__(256) moe_gemv_bf16_r1(const float* __restrict__ x, int ldx, const int* __restrict__ order,
-                                                                    const int* __restrict__ tile_expert, const int* __restrict__ tile_count,
-                                                                    int topk, int stage, const uint16_t* __restrict__ w,
-                                                                    long long expert_stride, float* __restrict__ y, int ldy, int N, int K,
-                                                                    int vec, int gated) {
-    begin_in_order();
-    moe_gemv<1>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec, gated);
-}
+MOE_GEMV_ENTRY(moe_gemv_bf16, GEMV_ROWS, false)
+MOE_GEMV_ENTRY(moe_gemv_bf16_r1, 1, false)
+MOE_GEMV_ENTRY(moe_gemv_bf16_swiglu, GEMV_ROWS, true)
+MOE_GEMV_ENTRY(moe_gemv_bf16_r1_swiglu, 1, true)
 
 // out[t] += sum over slots j (in order) of weights[t][j] * pair_out[t * topk + j]. Grid (T, ceil(dim / blockDim)).
 extern "C" __global__ void moe_combine(const float* __restrict__ pair_out, const float* __restrict__ weights, int topk,

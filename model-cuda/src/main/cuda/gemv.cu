@@ -6,8 +6,8 @@
 //   WPC  warps per column group: K is split into WPC contiguous parts summed in shared memory in a fixed order, so a
 //        short matrix still spreads over many warps.
 // Every variant sums each output in an order fixed by (K, variant), never by M: a row's result does not depend on
-// which other rows share the launch. gated: x rows hold gate|up (K each) and the input is their SwiGLU, computed on load
-// exactly as engine.cu's swiglu kernel does. Needs K % 8 == 0 and 16-byte aligned rows (the engine checks, else gemv_bf16).
+// which other rows share the launch. The _swiglu entries take rows of gate|up (K each) and use their SwiGLU, computed
+// once per block into shared memory (ROWS * K floats, dynamic) exactly as engine.cu's swiglu kernel computes it. Needs K % 8 == 0 and 16-byte aligned rows (the engine checks, else gemv_bf16).
 // Block: 256 threads (8 warps) = 8 / WPC column groups of CPW columns. Grid (ceil(N / (8 / WPC * CPW)), ceil(M / ROWS)).
 
 #include <stdint.h>
@@ -39,7 +39,7 @@ __device__ __forceinline__ float sigmoidf_exact(float z) {         // engine.cu'
     return z >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
 }
 
-// silu(g) * u, the expression of engine.cu's swiglu kernel (so a gated GEMV sees exactly what swiglu would write).
+// silu(g) * u, the expression of engine.cu's swiglu kernel (so a _swiglu GEMV sees exactly what swiglu would write).
 __device__ __forceinline__ float swiglu_one(float g, float u) {
     return g * sigmoidf_exact(g) * u;
 }
@@ -52,9 +52,9 @@ __device__ __forceinline__ float lane_sum(float v) {
     return v;
 }
 
-template <int CPW, int WPC, int ROWS>
+template <int CPW, int WPC, int ROWS, bool GATED>
 __device__ __forceinline__ void gemv_tiled(const float* __restrict__ x, int ldx, const uint16_t* __restrict__ w,
-                                           float* __restrict__ y, int ldy, int M, int N, int K, int accumulate, int gated) {
+                                           float* __restrict__ y, int ldy, int M, int N, int K, int accumulate) {
     constexpr int GROUPS = 8 / WPC;
     __shared__ float partial[8][CPW][ROWS];
     const int warp = threadIdx.x >> 5;
@@ -81,6 +81,22 @@ __device__ __forceinline__ void gemv_tiled(const float* __restrict__ x, int ldx,
         prefetch_l2(w + (size_t) (n0 + lane) * K + k_begin, 2 * (k_end - k_begin));
     }
     begin_in_order();
+    if (GATED) {                                           // x rows are gate|up: the input is their SwiGLU, staged once
+        extern __shared__ float staged_act[];              // [ROWS][K]
+        for (int r = 0; r < rows; r++) {
+            for (int i = 4 * threadIdx.x; i < K; i += 4 * blockDim.x) {
+                const float4 g = *reinterpret_cast<const float4*>(xs[r] + i);
+                const float4 u = *reinterpret_cast<const float4*>(xs[r] + K + i);
+                *reinterpret_cast<float4*>(staged_act + (size_t) r * K + i) =
+                        make_float4(swiglu_one(g.x, u.x), swiglu_one(g.y, u.y), swiglu_one(g.z, u.z), swiglu_one(g.w, u.w));
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int r = 0; r < ROWS; r++) {
+            xs[r] = staged_act + (size_t) min(r, rows - 1) * K;
+        }
+    }
     float acc[CPW][ROWS];
 #pragma unroll
     for (int c = 0; c < CPW; c++) {
@@ -99,14 +115,8 @@ __device__ __forceinline__ void gemv_tiled(const float* __restrict__ x, int ldx,
 #pragma unroll
         for (int r = 0; r < ROWS; r++) {
             if (r < rows) {
-                float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
-                float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
-                if (gated) {                               // x rows are gate|up: the input is their SwiGLU
-                    const float4 ua = *reinterpret_cast<const float4*>(xs[r] + K + k);
-                    const float4 ub = *reinterpret_cast<const float4*>(xs[r] + K + k + 4);
-                    a = make_float4(swiglu_one(a.x, ua.x), swiglu_one(a.y, ua.y), swiglu_one(a.z, ua.z), swiglu_one(a.w, ua.w));
-                    b = make_float4(swiglu_one(b.x, ub.x), swiglu_one(b.y, ub.y), swiglu_one(b.z, ub.z), swiglu_one(b.w, ub.w));
-                }
+                const float4 a = *reinterpret_cast<const float4*>(xs[r] + k);
+                const float4 b = *reinterpret_cast<const float4*>(xs[r] + k + 4);
 #pragma unroll
                 for (int c = 0; c < CPW; c++) {
                     float s = acc[c][r];
@@ -151,18 +161,18 @@ __device__ __forceinline__ void gemv_tiled(const float* __restrict__ x, int ldx,
     }
 }
 
-// Each variant twice: _r8 takes up to 8 rows per block, _r1 one (fewer registers for a batch of one; the same sums).
-#define GEMV_VARIANT(CPW, WPC)                                                                                          \
-    extern "C" __global__ void __launch_bounds__(256) gemv_c##CPW##w##WPC##_r8(const float* __restrict__ x, int ldx,   \
-            const uint16_t* __restrict__ w, float* __restrict__ y, int ldy, int M, int N, int K, int accumulate,         \
-            int gated) {                                                                                                \
-        gemv_tiled<CPW, WPC, 8>(x, ldx, w, y, ldy, M, N, K, accumulate, gated);                                         \
-    }                                                                                                                   \
-    extern "C" __global__ void __launch_bounds__(256) gemv_c##CPW##w##WPC##_r1(const float* __restrict__ x, int ldx,   \
-            const uint16_t* __restrict__ w, float* __restrict__ y, int ldy, int M, int N, int K, int accumulate,         \
-            int gated) {                                                                                                \
-        gemv_tiled<CPW, WPC, 1>(x, ldx, w, y, ldy, M, N, K, accumulate, gated);                                         \
+// Each variant four times: _r8 takes up to 8 rows per block, _r1 one (fewer registers for a batch of one; the same
+// sums); the _swiglu forms take gate|up rows (separate entries, so the plain ones keep their register count).
+#define GEMV_ENTRY(CPW, WPC, ROWS, SUFFIX, GATED)                                                                       \
+    extern "C" __global__ void __launch_bounds__(256) gemv_c##CPW##w##WPC##SUFFIX(const float* __restrict__ x, int ldx, \
+            const uint16_t* __restrict__ w, float* __restrict__ y, int ldy, int M, int N, int K, int accumulate) {      \
+        gemv_tiled<CPW, WPC, ROWS, GATED>(x, ldx, w, y, ldy, M, N, K, accumulate);                                      \
     }
+#define GEMV_VARIANT(CPW, WPC)                                                                                          \
+    GEMV_ENTRY(CPW, WPC, 8, _r8, false)                                                                                 \
+    GEMV_ENTRY(CPW, WPC, 1, _r1, false)                                                                                 \
+    GEMV_ENTRY(CPW, WPC, 8, _r8_swiglu, true)                                                                           \
+    GEMV_ENTRY(CPW, WPC, 1, _r1_swiglu, true)
 
 GEMV_VARIANT(1, 1)
 GEMV_VARIANT(2, 1)

@@ -440,8 +440,8 @@ public final class CudaEngine implements Engine {
     /** out = down(silu(gate x) * up x) of the post-attention norm. */
     private void mlp(DeviceWeights.Mlp m, int rows, DeviceBuffer out) {
         project(s.normed, cfg.hiddenSize(), m.gateUp(), s.proj, rows);
-        if (swigluOnLoad(rows)) {                                          // the fp32 GEMV applies SwiGLU as it loads gate|up
-            k.gemvFp32(s.proj, 2 * m.width(), m.down().data(), out, cfg.hiddenSize(), rows, m.down().rows(), m.width(), false, true);
+        if (swigluOnLoad(s.proj, 2 * m.width(), m.width(), rows)) {        // the fp32 GEMV takes gate|up, no swiglu launch
+            k.gemvSwiglu(s.proj, 2 * m.width(), m.down().data(), out, cfg.hiddenSize(), rows, m.down().rows(), m.width());
         } else {
             k.swiglu(rows, s.proj, 2 * m.width(), s.act, m.width(), m.width());
             project(s.act, m.width(), m.down(), out, rows);
@@ -449,11 +449,11 @@ public final class CudaEngine implements Engine {
     }
 
     /**
-     * Whether down projections of this many rows run on the fp32 GEMVs, which take gate|up and apply SwiGLU as they load
-     * it (one launch less, the same values as the swiglu kernel); tensor cores and cuBLASLt take the swiglu kernel's output.
+     * Whether a down projection of this many rows runs on the fp32 GEMV, which takes gate|up and stages its SwiGLU itself
+     * (one launch less, the values the swiglu kernel writes); tensor cores and cuBLASLt take the swiglu kernel's output.
      */
-    private boolean swigluOnLoad(int rows) {
-        return !k.tensorCores(rows) && (cublas == null || rows < options.cublasFromRows());
+    private boolean swigluOnLoad(DeviceBuffer gateUp, int ldx, int width, int rows) {
+        return (cublas == null || rows < options.cublasFromRows()) && k.swigluOnLoad(gateUp, ldx, width, rows);
     }
 
     private void moe(DeviceWeights.Moe mw, int rows) {
@@ -464,8 +464,9 @@ public final class CudaEngine implements Engine {
         int width = mw.width();
         // router logits, fp32 (choices are discontinuous); where the shared expert's gate|up runs on the same fp32 GEMV,
         // one launch makes both of the same input: s.proj rows = [logits (E) | shared gate (I) | shared up (I)]
-        boolean together = mw.routerAndShared() != null && swigluOnLoad(rows);
-        int ldl = together ? mw.routerAndShared().rows() : e;
+        int ldl = mw.routerAndShared() != null ? mw.routerAndShared().rows() : e;
+        boolean together = mw.routerAndShared() != null && swigluOnLoad(view(s.proj, e), ldl, mw.shared().width(), rows);
+        ldl = together ? ldl : e;
         DeviceBuffer logits = together ? s.proj : s.routerLogits;
         k.gemvFp32(s.normed, d, (together ? mw.routerAndShared() : mw.router()).data(), logits, ldl, rows, ldl, d, false);
         int pairs = rows * topk;
@@ -479,7 +480,7 @@ public final class CudaEngine implements Engine {
         }
         k.moeGemv(rows, tileRows, maxTiles, s.normed, d, s.order, s.tileExpert, s.tileCount, topk, 0, mw.gateUp(), 2L * width * d, s.expertHidden,
                 2 * width, 2 * width, d);                                   // gate|up of each (token, expert)
-        boolean onLoad = !k.tensorCores(rows);                             // the fp32 expert kernels apply SwiGLU as they load
+        boolean onLoad = k.moeSwigluOnLoad(rows, tileRows, width);         // the fp32 expert kernels take gate|up
         if (!onLoad) {
             k.swiglu(maxTiles * tileRows, s.expertHidden, 2 * width, s.expertAct, width, width);
         }
@@ -487,7 +488,7 @@ public final class CudaEngine implements Engine {
                 s.tileCount, topk, 1, mw.down(), (long) d * width, s.pairOut, d, d, width, onLoad);   // down of each pair
         if (together) {                                                     // shared expert: down of the gate|up made above
             DeviceWeights.Mlp shared = mw.shared();
-            k.gemvFp32(view(s.proj, e), ldl, shared.down().data(), s.mixed, d, rows, d, shared.width(), false, true);
+            k.gemvSwiglu(view(s.proj, e), ldl, shared.down().data(), s.mixed, d, rows, d, shared.width());
         } else if (mw.shared() != null) {
             mlp(mw.shared(), rows, s.mixed);                                // shared expert
         } else {

@@ -17,7 +17,7 @@ final class EngineKernels {
     private final int tcFromRows;
     /** Launch each kernel overlapped with the one before it ({@link KernelLaunch}; the kernels wait for their inputs). */
     private final boolean overlap;
-    private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addHalves, gemv, moeRoute, moeAlign, moeGemv, moeGemv1, moeCombine,
+    private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addHalves, gemv, moeRoute, moeAlign, moeGemv, moeGemv1, moeGemvSwiglu, moeGemv1Swiglu, moeCombine,
             convSilu, kdaPrep, kdaConvPrepDecode, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaAttendCombine, mlaValue;
 
     /** The default projection tiling: c1w4 decoded 447.6 tok/s against the warp kernel's 375.0 (H100, 48B --layers 8, batch 1). */
@@ -58,6 +58,8 @@ final class EngineKernels {
         moeAlign = fn("moe_align");
         moeGemv = fn("moe_gemv_bf16");
         moeGemv1 = fn("moe_gemv_bf16_r1");
+        moeGemvSwiglu = fn("moe_gemv_bf16_swiglu");
+        moeGemv1Swiglu = fn("moe_gemv_bf16_r1_swiglu");
         moeCombine = fn("moe_combine");
         convSilu = fn("kda_conv_silu");
         kdaPrep = fn("kda_prep");
@@ -120,17 +122,29 @@ final class EngineKernels {
 
     /** {@link #gemv} with fp32 activations whatever the rows (the MoE router: expert choices are discontinuous). */
     void gemvFp32(DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate) {
-        gemvFp32(x, ldx, w, y, ldy, m, n, k, accumulate, false);
-    }
-
-    /** {@link #gemvFp32}; gated: x's rows hold gate|up ({@code k} each, {@code ldx >= 2k}) and the input is their SwiGLU. */
-    void gemvFp32(DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate, boolean gated) {
         if (tiled != null && !tiledVariant.tensorCores() && GemvKernel.applies(x, ldx, k)) {
-            timed("gemv_" + tiledVariant.name(), () -> tiled.launch(tiledVariant, x, ldx, w, y, ldy, m, n, k, accumulate, gated));
+            timed("gemv_" + tiledVariant.name(), () -> tiled.launch(tiledVariant, x, ldx, w, y, ldy, m, n, k, accumulate));
             return;
         }
         launch(gemv, (n + 7) / 8, (m + GEMV_ROWS - 1) / GEMV_ROWS, 1, 256, 0, x, ldx, w, y, ldy, m, n, k, vec(x, ldx, k) ? 1 : 0,
-                accumulate ? 1 : 0, gated ? 1 : 0);
+                accumulate ? 1 : 0);
+    }
+
+    /**
+     * Whether {@link #gemvSwiglu} takes these rows: the fp32 tiling (not tensor cores) where the shape applies and a
+     * block's staged inputs fit.
+     */
+    boolean swigluOnLoad(DeviceBuffer gateUp, int ldx, int k, int m) {
+        return tiled != null && !tiledVariant.tensorCores() && !tensorCores(m) && GemvKernel.applies(gateUp, ldx, k) && ldx >= 2 * k
+                && GemvKernel.swigluFits(m, k);
+    }
+
+    /** y = x · w^T where x = SwiGLU of gate|up rows ({@code k} each): the down projection without a swiglu launch. */
+    void gemvSwiglu(DeviceBuffer gateUp, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k) {
+        if (!swigluOnLoad(gateUp, ldx, k, m)) {
+            throw new IllegalArgumentException("gemv with SwiGLU on load does not take m=" + m + " k=" + k + " ldx=" + ldx);
+        }
+        timed("gemv_" + tiledVariant.name() + "_swiglu", () -> tiled.launch(tiledVariant, gateUp, ldx, w, y, ldy, m, n, k, false, true));
     }
 
     /**
@@ -165,22 +179,28 @@ final class EngineKernels {
         moeGemv(tokens, tileRows, maxTiles, x, ldx, order, tileExpert, tileCount, topk, stage, w, expertStride, y, ldy, n, k, false);
     }
 
+    /** Whether {@link #moeGemv} can take gate|up rows of {@code k} for this step: the fp32 kernels, a tile's inputs fitting. */
+    boolean moeSwigluOnLoad(int tokens, int tileRows, int k) {
+        return !tensorCores(tokens) && 4L * tileRows * k <= GemvKernel.STAGE_BYTES;
+    }
+
     /**
-     * {@link #moeGemv}; gated (fp32 kernels only, so never where {@link #tensorCores} holds): x's rows hold gate|up
-     * ({@code k} each) and the input is their SwiGLU, so the down projection needs no swiglu launch.
+     * {@link #moeGemv}; gated ({@link #moeSwigluOnLoad} must hold): x's rows hold gate|up ({@code k} each) and the input
+     * is their SwiGLU, staged once per block, so the down projection needs no swiglu launch.
      */
     void moeGemv(int tokens, int tileRows, int maxTiles, DeviceBuffer x, int ldx, DeviceBuffer order, DeviceBuffer tileExpert,
                  DeviceBuffer tileCount, int topk, int stage, DeviceBuffer w, long expertStride, DeviceBuffer y, int ldy, int n, int k,
                  boolean gated) {
-        if (gated && tensorCores(tokens)) {
-            throw new IllegalArgumentException("moe_gemv: SwiGLU on load is for the fp32 kernels, not " + tokens + " rows on tensor cores");
+        if (gated && !moeSwigluOnLoad(tokens, tileRows, k)) {
+            throw new IllegalArgumentException("moe_gemv: SwiGLU on load does not take " + tokens + " tokens in tiles of " + tileRows + ", k=" + k);
         }
         if (tileRows == GEMV_ROWS && tensorCores(tokens) && GemvKernel.applies(x, ldx, k)) {   // as the projections
             timed("moe_gemv_tc", () -> tiled.launchMoe(maxTiles, x, ldx, order, tileExpert, tileCount, topk, stage, w, expertStride, y, ldy, n, k));
             return;
         }
-        launch(tileRows == 1 ? moeGemv1 : moeGemv, (n + 31) / 32, maxTiles, 1, 256, 0, x, ldx, order, tileExpert, tileCount, topk, stage, w, expertStride, y, ldy, n, k,
-                vec(x, ldx, k) ? 1 : 0, gated ? 1 : 0);
+        CUfunction f = gated ? (tileRows == 1 ? moeGemv1Swiglu : moeGemvSwiglu) : tileRows == 1 ? moeGemv1 : moeGemv;
+        launch(f, (n + 31) / 32, maxTiles, 1, 256, gated ? 4 * tileRows * k : 0, x, ldx, order, tileExpert, tileCount, topk, stage, w,
+                expertStride, y, ldy, n, k, vec(x, ldx, k) ? 1 : 0);
     }
 
     void moeCombine(int tokens, DeviceBuffer pairOut, DeviceBuffer weights, int topk, DeviceBuffer out, int dim) {

@@ -47,8 +47,9 @@ public final class GemvKernel {
         this.overlap = overlap;
         for (Variant v : VARIANTS) {
             if (!v.tensorCores()) {
-                functions.put(v.name() + "_r1", module.function("gemv_" + v.name() + "_r1"));
-                functions.put(v.name() + "_r8", module.function("gemv_" + v.name() + "_r8"));
+                for (String form : new String[]{"_r1", "_r8", "_r1_swiglu", "_r8_swiglu"}) {
+                    functions.put(v.name() + form, module.function("gemv_" + v.name() + form));
+                }
             }
         }
         for (int tiles : TC_TILES) {
@@ -72,21 +73,29 @@ public final class GemvKernel {
         launch(v, x, ldx, w, y, ldy, m, n, k, accumulate, false);
     }
 
+    /** Shared memory a block may stage SwiGLU inputs in without opting in to more. */
+    static final int STAGE_BYTES = 48 * 1024;
+
+    /** Whether a gated launch of {@code m} rows can stage its inputs ({@code k} floats per row of a block). */
+    public static boolean swigluFits(int m, int k) {
+        return (m == 1 ? 1L : 8L) * 4 * k <= STAGE_BYTES;
+    }
+
     /**
      * {@link #launch} where {@code gated} says x's rows hold gate|up ({@code k} values each) and the input is their SwiGLU,
-     * computed on load exactly as engine.cu's swiglu kernel writes it (fp32 tilings only).
+     * staged per block exactly as engine.cu's swiglu kernel writes it (fp32 tilings only, {@link #swigluFits}).
      */
     public void launch(Variant v, DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate,
                        boolean gated) {
-        if (m <= 0 || n <= 0 || k <= 0 || !applies(x, ldx, k) || gated && (v.tensorCores() || ldx < 2 * k)) {
+        if (m <= 0 || n <= 0 || k <= 0 || !applies(x, ldx, k) || gated && (v.tensorCores() || ldx < 2 * k || !swigluFits(m, k))) {
             throw new IllegalArgumentException("gemv " + v.name() + ": m=" + m + " n=" + n + " k=" + k + " ldx=" + ldx + " gated=" + gated
-                    + " (needs positive sizes, k % 8 == 0, 16-byte aligned rows; gated: an fp32 tiling and ldx >= 2k)");
+                    + " (needs positive sizes, k % 8 == 0, 16-byte aligned rows; gated: an fp32 tiling, ldx >= 2k, staging that fits)");
         }
         x.require("gemv", "x", 4L * ((long) (m - 1) * ldx + (gated ? 2L * k : k)));
         w.require("gemv", "w", 2L * n * k);
         y.require("gemv", "y", 4L * ((long) (m - 1) * ldy + n));
         int rowsPerBlock = m == 1 ? 1 : 8;
-        String entry = v.name() + (m == 1 ? "_r1" : "_r8");
+        String entry = v.name() + (m == 1 ? "_r1" : "_r8") + (gated ? "_swiglu" : "");
         if (v.tensorCores()) {                             // the fewest n-tiles of 8 rows that hold m, at most 8
             int need = (m + 7) / 8;
             int tiles = need <= 1 ? 1 : need <= 2 ? 2 : need <= 4 ? 4 : 8;
@@ -94,14 +103,8 @@ public final class GemvKernel {
             entry = "tc_n" + tiles;
         }
         device.makeCurrent();
-        int gridX = (n + v.columnsPerBlock() - 1) / v.columnsPerBlock();
-        int gridY = (m + rowsPerBlock - 1) / rowsPerBlock;
-        if (v.tensorCores()) {
-            KernelLaunch.launch(device, functions.get(entry), gridX, gridY, 1, 256, 1, 1, 0, overlap, x, ldx, w, y, ldy, m, n, k, accumulate ? 1 : 0);
-        } else {
-            KernelLaunch.launch(device, functions.get(entry), gridX, gridY, 1, 256, 1, 1, 0, overlap, x, ldx, w, y, ldy, m, n, k, accumulate ? 1 : 0,
-                    gated ? 1 : 0);
-        }
+        KernelLaunch.launch(device, functions.get(entry), (n + v.columnsPerBlock() - 1) / v.columnsPerBlock(), (m + rowsPerBlock - 1) / rowsPerBlock,
+                1, 256, 1, 1, gated ? 4 * rowsPerBlock * k : 0, overlap, x, ldx, w, y, ldy, m, n, k, accumulate ? 1 : 0);
     }
 
     /**

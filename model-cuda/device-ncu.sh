@@ -4,6 +4,7 @@
 #   BATCH=1 bash model-cuda/device-ncu.sh                       per-kernel time and DRAM bytes of ~2 decode steps
 #                                                               ($OUT/ncu-b1.csv; summarise with model-cuda/ncu-summary.py)
 #   BATCH=1 KERNEL=moe_route bash model-cuda/device-ncu.sh      stall reasons and hot source lines of one launch
+#   BASE=1 BATCH=1 bash model-cuda/device-ncu.sh                the same for the jar of device-prepare-base.sh
 set -uo pipefail
 out="${OUT:-/tmp/out}"
 mkdir -p "$out"
@@ -14,7 +15,11 @@ if [[ ! -f $model/config.json ]]; then
     make-model --preset kimi-linear-48b --layers 8 --out "$model" 2>&1 | tail -1
 fi
 b="${BATCH:-1}"
-app=(/tmp/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=/tmp -cp '.device/lib/*'
+cp='.device/lib/*'
+if [[ -n "${BASE:-}" ]]; then      # BASE=1: the model-cuda jar of device-prepare-base.sh instead of this build's
+  cp="$(ls .device/base/*.jar .device/lib/*.jar | grep -v junit-platform-console | grep -v 'lib/model-cuda-' | paste -sd:)"
+fi
+app=(/tmp/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=/tmp -cp "$cp"
      dev.kimiserve.cli.KimiCli bench --backend cuda --model "$model" --mode decode --batch "$b" --prompt-tokens "${PROMPT:-16}"
      --decode-tokens 64 --repeat 1)
 if [[ -n "${KERNEL:-}" ]]; then
@@ -25,6 +30,6 @@ if [[ -n "${KERNEL:-}" ]]; then
 else
   KIMI_CUDA_GRAPHS=0 timeout 300 ncu --clock-control none --cache-control none --target-processes all --launch-skip "${SKIP:-5000}" \
     --launch-count 330 --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum --print-summary per-kernel --csv \
-    "${app[@]}" > "$out/ncu-b$b.csv" 2> "$out/ncu-b$b.err"
-  tail -2 "$out/ncu-b$b.err"
+    "${app[@]}" > "$out/ncu-b$b${BASE:+-base}.csv" 2> "$out/ncu-b$b${BASE:+-base}.err"
+  tail -2 "$out/ncu-b$b${BASE:+-base}.err"
 fi

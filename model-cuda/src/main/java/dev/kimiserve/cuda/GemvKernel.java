@@ -73,8 +73,8 @@ public final class GemvKernel {
         launch(v, x, ldx, w, y, ldy, m, n, k, accumulate, false);
     }
 
-    /** Shared memory a block may stage SwiGLU inputs in without opting in to more. */
-    static final int STAGE_BYTES = 48 * 1024;
+    /** Shared memory a block may stage SwiGLU inputs in: the 48 KB a launch gets without opting in, less the kernels' own. */
+    static final int STAGE_BYTES = 40 * 1024;
 
     /** Whether a gated launch of {@code m} rows can stage its inputs ({@code k} floats per row of a block). */
     public static boolean swigluFits(int m, int k) {

@@ -119,8 +119,21 @@ public final class CudaKernelBench implements AutoCloseable {
                     }
                 }
             }
+            if (KernelLaunch.overlapSupported(device)) {   // back to back, as in a decode step: plain and overlapped launches
+                GemvKernel overlapped = new GemvKernel(device, tiles, true);
+                GemvKernel.Variant v = GemvKernel.variant(EngineKernels.DEFAULT_GEMV);
+                for (int[] nk : GEMV_SHAPES) {
+                    for (GemvKernel g : new GemvKernel[]{tiled, overlapped}) {
+                        gemv((x, w, y) -> g.launch(v, x, nk[1], w, y, nk[0], 1, nk[0], nk[1], false),
+                                v.name() + (g == overlapped ? " chain overlapped" : " chain"), 1, nk[0], nk[1], CHAIN);
+                    }
+                }
+            }
         }
     }
+
+    /** Launches per timed run of the chain figures (each reads its own weights). */
+    private static final int CHAIN = 16;
 
     /** The 48B model's KDA input projection, o_proj, one expert's gate|up and lm_head. */
     /** 48B projections [N, K]: KDA input, o_proj, an expert's gate|up, lm_head, shared-expert down, KDA f/g up, router. */
@@ -142,7 +155,12 @@ public final class CudaKernelBench implements AutoCloseable {
     }
 
     private void gemv(Projection projection, String variant, int m, int n, int k) {
-        int sets = (int) Math.max(1, Math.min(16, (1L << 30) / (2L * n * k)));
+        gemv(projection, variant, m, n, k, 1);
+    }
+
+    /** {@code chain} launches per timed run, back to back on rotating weights; the figure is per launch. */
+    private void gemv(Projection projection, String variant, int m, int n, int k, int chain) {
+        int sets = (int) Math.max(chain, Math.min(16, (1L << 30) / (2L * n * k)));
         SplittableRandom rnd = new SplittableRandom(n * 7L + k);
         short[] w = new short[n * k];
         for (int i = 0; i < w.length; i++) {
@@ -155,9 +173,11 @@ public final class CudaKernelBench implements AutoCloseable {
         try (DeviceBuffer x = DeviceBuffer.of(device, KdaInputs.normal(rnd, m * k)); DeviceBuffer y = DeviceBuffer.allocate(device, 4L * m * n)) {
             int[] next = {0};
             double us = time(() -> {
-                projection.run(x, ws[next[0]], y);
-                next[0] = (next[0] + 1) % sets;
-            });
+                for (int c = 0; c < chain; c++) {
+                    projection.run(x, ws[next[0]], y);
+                    next[0] = (next[0] + 1) % sets;
+                }
+            }) / chain;
             emit("gemv_bf16", String.format(Locale.ROOT, "\"m\":%d,\"n\":%d,\"k\":%d,\"variant\":\"%s\"", m, n, k, variant), us, 2.0 * n * k + 4.0 * m * (n + k),
                     2.0 * m * n * k);
         } finally {

@@ -640,9 +640,6 @@ extern "C" __global__ void moe_combine(const float* __restrict__ pair_out, const
 
 #define MAX_CONV_WIDTH 8
 
-// Causal depthwise conv + SiLU over the q|k|v channels (3C of them, columns 0..3C of pre), continuing each sequence's
-// windows: windows + slot * 3C * W holds [channel][W] oldest first (the host KdaState's convQ|convK|convV), updated
-// to the last W inputs. taps [3C][W + 1], tap W multiplies the current token. Grid (ceil(3C/128), segments), 128 threads.
 // One causal conv + SiLU step of a channel: hist holds its last `width` inputs, oldest first, and takes x in.
 __device__ __forceinline__ float conv_silu_step(float x, const float* __restrict__ tap, float* hist, int width) {
     float acc = tap[width] * x;
@@ -658,6 +655,9 @@ __device__ __forceinline__ float conv_silu_step(float x, const float* __restrict
     return acc * sigmoidf_exact(acc);
 }
 
+// Causal depthwise conv + SiLU over the q|k|v channels (3C of them, columns 0..3C of pre), continuing each sequence's
+// windows: windows + slot * 3C * W holds [channel][W] oldest first (the host KdaState's convQ|convK|convV), updated
+// to the last W inputs. taps [3C][W + 1], tap W multiplies the current token. Grid (ceil(3C/128), segments), 128 threads.
 extern "C" __global__ void kda_conv_silu(const float* __restrict__ pre, int ldp, const float* __restrict__ taps,
                                          float* __restrict__ windows, const int* __restrict__ seg_start,
                                          const int* __restrict__ seg_count, const int* __restrict__ seg_slot,

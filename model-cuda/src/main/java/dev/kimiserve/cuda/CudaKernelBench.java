@@ -127,7 +127,37 @@ public final class CudaKernelBench implements AutoCloseable {
                         gemv((x, w, y) -> g.launch(v, x, nk[1], w, y, nk[0], 1, nk[0], nk[1], false),
                                 v.name() + (g == overlapped ? " chain overlapped" : " chain"), 1, nk[0], nk[1], CHAIN);
                     }
+                    for (GemvKernel g : new GemvKernel[]{tiled, overlapped}) {   // the same chain captured as one CUDA graph
+                        gemvGraph(g, v, nk[0], nk[1], v.name() + (g == overlapped ? " chain graph overlapped" : " chain graph"));
+                    }
                 }
+            }
+        }
+    }
+
+    /** {@link #CHAIN} launches of {@code g} at m = 1 on rotating weights, recorded as one CUDA graph and replayed. */
+    private void gemvGraph(GemvKernel g, GemvKernel.Variant v, int n, int k, String label) {
+        SplittableRandom rnd = new SplittableRandom(n * 3L + k);
+        short[] w = new short[n * k];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = dev.kimiserve.core.tools.RandomCheckpoint.toBf16((float) rnd.nextGaussian() * 0.02f);
+        }
+        DeviceBuffer[] ws = new DeviceBuffer[CHAIN];
+        for (int s = 0; s < CHAIN; s++) {
+            ws[s] = DeviceBuffer.of(device, w);
+        }
+        try (DeviceBuffer x = DeviceBuffer.of(device, KdaInputs.normal(rnd, k)); DeviceBuffer y = DeviceBuffer.allocate(device, 4L * n);
+             DecodeGraphs graphs = new DecodeGraphs(device)) {
+            double us = time(() -> graphs.launch(0, () -> {
+                for (DeviceBuffer weights : ws) {
+                    g.launch(v, x, k, weights, y, n, 1, n, k, false);
+                }
+            })) / CHAIN;
+            emit("gemv_bf16", String.format(Locale.ROOT, "\"m\":1,\"n\":%d,\"k\":%d,\"variant\":\"%s\"", n, k, label), us, 2.0 * n * k + 4.0 * (n + k),
+                    2.0 * n * k);
+        } finally {
+            for (DeviceBuffer b : ws) {
+                b.close();
             }
         }
     }

@@ -464,11 +464,11 @@ public final class CudaEngine implements Engine {
         int width = mw.width();
         // router logits, fp32 (choices are discontinuous); where the shared expert's gate|up runs on the same fp32 GEMV,
         // one launch makes both of the same input: s.proj rows = [logits (E) | shared gate (I) | shared up (I)]
-        int ldl = mw.routerAndShared() != null ? mw.routerAndShared().rows() : e;
-        boolean together = mw.routerAndShared() != null && swigluOnLoad(view(s.proj, e), ldl, mw.shared().width(), rows);
-        ldl = together ? ldl : e;
+        DeviceWeights.Matrix both = mw.routerAndShared();
+        boolean together = both != null && swigluOnLoad(view(s.proj, e), both.rows(), mw.shared().width(), rows);
+        int ldl = together ? both.rows() : e;
         DeviceBuffer logits = together ? s.proj : s.routerLogits;
-        k.gemvFp32(s.normed, d, (together ? mw.routerAndShared() : mw.router()).data(), logits, ldl, rows, ldl, d, false);
+        k.gemvFp32(s.normed, d, (together ? both : mw.router()).data(), logits, ldl, rows, ldl, d, false);
         int pairs = rows * topk;
         // one token on the fp32 kernel: its pairs have distinct experts, one per tile, laid out by the routing itself
         int tileRows = rows == 1 && !k.tensorCores(rows) ? 1 : EngineKernels.GEMV_ROWS;

@@ -138,34 +138,46 @@ public final class CudaKernelBench implements AutoCloseable {
     /** {@link #CHAIN} launches of {@code g} at m = 1 on rotating weights, recorded as one CUDA graph and replayed. */
     private void gemvGraph(GemvKernel g, GemvKernel.Variant v, int n, int k, String label) {
         SplittableRandom rnd = new SplittableRandom(n * 3L + k);
-        short[] w = new short[n * k];
-        for (int i = 0; i < w.length; i++) {
-            w[i] = dev.kimiserve.core.tools.RandomCheckpoint.toBf16((float) rnd.nextGaussian() * 0.02f);
-        }
-        DeviceBuffer[] ws = new DeviceBuffer[CHAIN];
-        for (int s = 0; s < CHAIN; s++) {
-            ws[s] = DeviceBuffer.of(device, w);
-        }
+        DeviceBuffer[] ws = weightSets(rnd, n, k);
         try (DeviceBuffer x = DeviceBuffer.of(device, KdaInputs.normal(rnd, k)); DeviceBuffer y = DeviceBuffer.allocate(device, 4L * n);
              DecodeGraphs graphs = new DecodeGraphs(device)) {
             double us = time(() -> graphs.launch(0, () -> {
-                for (DeviceBuffer weights : ws) {
-                    g.launch(v, x, k, weights, y, n, 1, n, k, false);
+                for (int c = 0; c < CHAIN; c++) {
+                    g.launch(v, x, k, ws[c % ws.length], y, n, 1, n, k, false);
                 }
             })) / CHAIN;
             emit("gemv_bf16", String.format(Locale.ROOT, "\"m\":1,\"n\":%d,\"k\":%d,\"variant\":\"%s\"", n, k, label), us, 2.0 * n * k + 4.0 * (n + k),
                     2.0 * n * k);
         } finally {
-            for (DeviceBuffer b : ws) {
-                b.close();
-            }
+            closeAll(ws);
+        }
+    }
+
+    /**
+     * Copies of one random bf16 [n, k] matrix for launches to rotate over: up to 16, at least 2, about 1 GiB in all, so
+     * that no launch finds its weights in L2 (a model's successive projections read theirs from memory).
+     */
+    private DeviceBuffer[] weightSets(SplittableRandom rnd, int n, int k) {
+        short[] w = new short[n * k];
+        for (int i = 0; i < w.length; i++) {
+            w[i] = dev.kimiserve.core.tools.RandomCheckpoint.toBf16((float) rnd.nextGaussian() * 0.02f);
+        }
+        DeviceBuffer[] ws = new DeviceBuffer[(int) Math.max(2, Math.min(16, (1L << 30) / (2L * n * k)))];
+        for (int s = 0; s < ws.length; s++) {
+            ws[s] = DeviceBuffer.of(device, w);
+        }
+        return ws;
+    }
+
+    private static void closeAll(DeviceBuffer[] buffers) {
+        for (DeviceBuffer b : buffers) {
+            b.close();
         }
     }
 
     /** Launches per timed run of the chain figures (each reads its own weights). */
     private static final int CHAIN = 16;
 
-    /** The 48B model's KDA input projection, o_proj, one expert's gate|up and lm_head. */
     /** 48B projections [N, K]: KDA input, o_proj, an expert's gate|up, lm_head, shared-expert down, KDA f/g up, router. */
     private static final int[][] GEMV_SHAPES = {{12576, 2304}, {2304, 4096}, {2048, 2304}, {163840, 2304}, {2304, 1024}, {4096, 128},
             {256, 2304}};
@@ -190,30 +202,20 @@ public final class CudaKernelBench implements AutoCloseable {
 
     /** {@code chain} launches per timed run, back to back on rotating weights; the figure is per launch. */
     private void gemv(Projection projection, String variant, int m, int n, int k, int chain) {
-        int sets = (int) Math.max(chain, Math.min(16, (1L << 30) / (2L * n * k)));
         SplittableRandom rnd = new SplittableRandom(n * 7L + k);
-        short[] w = new short[n * k];
-        for (int i = 0; i < w.length; i++) {
-            w[i] = dev.kimiserve.core.tools.RandomCheckpoint.toBf16((float) rnd.nextGaussian() * 0.02f);
-        }
-        DeviceBuffer[] ws = new DeviceBuffer[sets];
-        for (int s = 0; s < sets; s++) {
-            ws[s] = DeviceBuffer.of(device, w);
-        }
+        DeviceBuffer[] ws = weightSets(rnd, n, k);
         try (DeviceBuffer x = DeviceBuffer.of(device, KdaInputs.normal(rnd, m * k)); DeviceBuffer y = DeviceBuffer.allocate(device, 4L * m * n)) {
             int[] next = {0};
             double us = time(() -> {
                 for (int c = 0; c < chain; c++) {
                     projection.run(x, ws[next[0]], y);
-                    next[0] = (next[0] + 1) % sets;
+                    next[0] = (next[0] + 1) % ws.length;
                 }
             }) / chain;
             emit("gemv_bf16", String.format(Locale.ROOT, "\"m\":%d,\"n\":%d,\"k\":%d,\"variant\":\"%s\"", m, n, k, variant), us, 2.0 * n * k + 4.0 * m * (n + k),
                     2.0 * m * n * k);
         } finally {
-            for (DeviceBuffer b : ws) {
-                b.close();
-            }
+            closeAll(ws);
         }
     }
 
@@ -223,31 +225,21 @@ public final class CudaKernelBench implements AutoCloseable {
      */
     public void matmul(CublasLt blas, int m, int n, int k) {
         SplittableRandom rnd = new SplittableRandom(m * 31L + n);
-        int sets = (int) Math.max(1, Math.min(16, (1L << 30) / (2L * n * k)));
-        short[] w = new short[n * k];
-        for (int i = 0; i < w.length; i++) {
-            w[i] = dev.kimiserve.core.tools.RandomCheckpoint.toBf16((float) rnd.nextGaussian() * 0.02f);
-        }
+        DeviceBuffer[] ws = weightSets(rnd, n, k);
         short[] x = new short[m * k];
         for (int i = 0; i < x.length; i++) {
             x[i] = dev.kimiserve.core.tools.RandomCheckpoint.toBf16((float) rnd.nextGaussian());
-        }
-        DeviceBuffer[] ws = new DeviceBuffer[sets];
-        for (int s = 0; s < sets; s++) {
-            ws[s] = DeviceBuffer.of(device, w);
         }
         try (DeviceBuffer dx = DeviceBuffer.of(device, x); DeviceBuffer dy = DeviceBuffer.allocate(device, 2L * m * n)) {
             int[] next = {0};
             double us = time(() -> {
                 blas.matmul(dx, ws[next[0]], dy, m, n, k, CublasLt.Out.BF16);
-                next[0] = (next[0] + 1) % sets;
+                next[0] = (next[0] + 1) % ws.length;
             });
             emit("matmul_bf16", String.format(Locale.ROOT, "\"m\":%d,\"n\":%d,\"k\":%d,\"via\":\"cublasLt\"", m, n, k), us,
                     2.0 * n * k + 2.0 * m * (n + k), 2.0 * m * n * k);
         } finally {
-            for (DeviceBuffer b : ws) {
-                b.close();
-            }
+            closeAll(ws);
         }
     }
 

@@ -17,8 +17,9 @@ final class EngineKernels {
     private final int tcFromRows;
     /** Launch each kernel overlapped with the one before it ({@link KernelLaunch}; the kernels wait for their inputs). */
     private final boolean overlap;
-    private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addHalves, gemv, moeRoute, moeAlign, moeGemv, moeGemv1, moeGemvSwiglu, moeGemv1Swiglu, moeCombine,
-            convSilu, kdaPrep, kdaConvPrepDecode, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ, mlaAttend, mlaAttendCombine, mlaValue;
+    private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addHalves, gemv, moeRoute, moeAlign, moeGemv, moeGemv1,
+            moeGemvSwiglu, moeGemv1Swiglu, moeCombine, convSilu, kdaPrep, kdaConvPrepDecode, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ,
+            mlaAttend, mlaAttendCombine, mlaValue;
 
     /** The default projection tiling: c1w4 decoded 447.6 tok/s against the warp kernel's 375.0 (H100, 48B --layers 8, batch 1). */
     static final String DEFAULT_GEMV = "c1w4";

@@ -9,12 +9,9 @@
 set -uo pipefail
 out="${OUT:-/tmp/out}"
 mkdir -p "$out"
-[[ -d /tmp/jre ]] || tar xzf .device/jre.tgz -C /tmp
-java=(/tmp/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=/tmp -Xss4m -cp '.device/lib/*')
-model=/dev/shm/m48-8
-if [[ ! -f $model/config.json ]]; then
-  "${java[@]}" dev.kimiserve.cli.KimiCli make-model --preset kimi-linear-48b --layers 8 --out "$model" 2>&1 | tail -1
-fi
+source "$(dirname "$0")/device-common.sh"
+java=("${JAVA[@]}" -cp "$NEW_CP")
+model="$(m48_model 8)"
 bench() {   # bench LABEL ENV... -- ARGS...
   local label="$1"; shift
   local envs=()

@@ -5,15 +5,9 @@
 set -uo pipefail
 out="${OUT:-/tmp/out}"
 mkdir -p "$out"
-[[ -d /tmp/jre ]] || tar xzf .device/jre.tgz -C /tmp
-java=(/tmp/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=/tmp -Xss4m -cp '.device/lib/*')
-model=/tmp/m48-${LAYERS:-8}
-[[ -d /dev/shm ]] && model=/dev/shm/m48-${LAYERS:-8}                              # RAM: no disk writes
-if [[ ! -f $model/config.json ]]; then
-  start=$(date +%s)
-  "${java[@]}" dev.kimiserve.cli.KimiCli make-model --preset kimi-linear-48b --layers "${LAYERS:-8}" --out "$model" 2>&1 | tail -1
-  echo "make-model: $(( $(date +%s) - start )) s, $(du -sh "$model" | cut -f1)"
-fi
+source "$(dirname "$0")/device-common.sh"
+java=("${JAVA[@]}" -cp "$NEW_CP")
+model="$(m48_model "${LAYERS:-8}")"
 for b in ${BATCHES:-1}; do
   "${java[@]}" dev.kimiserve.cli.KimiCli bench --backend cuda --model "$model" --batch "$b" --prompt-tokens "${PROMPT:-512}" \
     --decode-tokens "${DECODE:-64}" --repeat "${REPEAT:-3}" --mode "${MODE:-both}" --read-bandwidth 2>&1 \

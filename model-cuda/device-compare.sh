@@ -8,24 +8,17 @@
 set -uo pipefail
 out="${OUT:-/tmp/out}"
 mkdir -p "$out"
-[[ -d /tmp/jre ]] || tar xzf .device/jre.tgz -C /tmp
-java=(/tmp/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=/tmp -Xss4m)
-new_cp="$(ls .device/lib/*.jar | grep -v junit-platform-console | paste -sd:)"
-base_cp="$(ls .device/base/*.jar 2>/dev/null; ls .device/lib/*.jar | grep -v junit-platform-console | grep -v '/model-cuda-')"
-base_cp="$(echo "$base_cp" | paste -sd:)"
-model=/dev/shm/m48-8
-if [[ ! -f $model/config.json ]]; then
-  "${java[@]}" -cp "$new_cp" dev.kimiserve.cli.KimiCli make-model --preset kimi-linear-48b --layers 8 --out "$model" 2>&1 | tail -1
-fi
+source "$(dirname "$0")/device-common.sh"
+model="$(m48_model 8)"
 for round in $(seq "${ROUNDS:-3}"); do
   for b in ${BATCHES:-1}; do
     for config in ${CONFIGS:-base new}; do
       jar="${config%%:*}"
       envs=()
       [[ "$config" == *:* ]] && IFS=, read -ra envs <<< "${config#*:}"
-      cp="$new_cp"
-      [[ "$jar" == base ]] && cp="$base_cp"
-      line="$(env "${envs[@]}" "${java[@]}" -cp "$cp" dev.kimiserve.cli.KimiCli bench --backend cuda --model "$model" --mode decode \
+      cp="$NEW_CP"
+      [[ "$jar" == base ]] && cp="$BASE_CP"
+      line="$(env "${envs[@]}" "${JAVA[@]}" -cp "$cp" dev.kimiserve.cli.KimiCli bench --backend cuda --model "$model" --mode decode \
         --batch "$b" --prompt-tokens "${PROMPT:-512}" --decode-tokens "${DECODE:-64}" --repeat "${REPEAT:-3}" 2>/dev/null | grep '"mode"')"
       echo "round $round b$b $config $line" | tee -a "$out/compare.txt" | sed 's/,"bytes_per_token.*//'
     done

@@ -8,17 +8,11 @@
 set -uo pipefail
 out="${OUT:-/tmp/out}"
 mkdir -p "$out"
-[[ -d /tmp/jre ]] || tar xzf .device/jre.tgz -C /tmp
-model=/dev/shm/m48-8
-if [[ ! -f $model/config.json ]]; then
-  /tmp/jre/bin/java --add-modules jdk.incubator.vector -Djava.io.tmpdir=/tmp -cp '.device/lib/*' dev.kimiserve.cli.KimiCli \
-    make-model --preset kimi-linear-48b --layers 8 --out "$model" 2>&1 | tail -1
-fi
+source "$(dirname "$0")/device-common.sh"
+model="$(m48_model 8)"
 b="${BATCH:-1}"
-cp='.device/lib/*'
-if [[ -n "${BASE:-}" ]]; then      # BASE=1: the model-cuda jar of device-prepare-base.sh instead of this build's
-  cp="$(ls .device/base/*.jar .device/lib/*.jar | grep -v junit-platform-console | grep -v 'lib/model-cuda-' | paste -sd:)"
-fi
+cp="$NEW_CP"
+[[ -n "${BASE:-}" ]] && cp="$BASE_CP"       # BASE=1: the model-cuda jar of device-prepare-base.sh instead of this build's
 app=(/tmp/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=/tmp -cp "$cp"
      dev.kimiserve.cli.KimiCli bench --backend cuda --model "$model" --mode decode --batch "$b" --prompt-tokens "${PROMPT:-16}"
      --decode-tokens 64 --repeat 1)

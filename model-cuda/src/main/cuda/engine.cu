@@ -137,11 +137,9 @@ extern "C" __global__ void add_rms_norm(float* h, int ldh, const float* __restri
         }
         held[j] = v;
     }
-    for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < dim; i += blockDim.x) {   // dims past the held ones
-        float v = x[i];
-        if (delta != nullptr) {
-            v += delta[(size_t) blockIdx.x * dim + i];
-            x[i] = v;
+    if (delta != nullptr) {                                // dims past the held ones: h += delta in place
+        for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < dim; i += blockDim.x) {
+            x[i] = x[i] + delta[(size_t) blockIdx.x * dim + i];
         }
     }
 #pragma unroll

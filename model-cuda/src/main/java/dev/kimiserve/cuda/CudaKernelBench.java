@@ -130,6 +130,11 @@ public final class CudaKernelBench implements AutoCloseable {
                     for (GemvKernel g : new GemvKernel[]{tiled, overlapped}) {   // the same chain captured as one CUDA graph
                         gemvGraph(g, v, nk[0], nk[1], v.name() + (g == overlapped ? " chain graph overlapped" : " chain graph"));
                     }
+                    for (GemvKernel.Variant other : GemvKernel.VARIANTS) {      // every tiling as a decode step runs it
+                        if (other != v) {
+                            gemvGraph(overlapped, other, nk[0], nk[1], other.name() + " chain graph overlapped");
+                        }
+                    }
                 }
             }
         }

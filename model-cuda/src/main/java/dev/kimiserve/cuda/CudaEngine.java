@@ -440,7 +440,7 @@ public final class CudaEngine implements Engine {
     /** out = down(silu(gate x) * up x) of the post-attention norm. */
     private void mlp(DeviceWeights.Mlp m, int rows, DeviceBuffer out) {
         project(s.normed, cfg.hiddenSize(), m.gateUp(), s.proj, rows);
-        if (swigluOnLoad(s.proj, 2 * m.width(), m.width(), rows)) {        // the fp32 GEMV takes gate|up, no swiglu launch
+        if (swigluOnLoad(s.proj, 2 * m.width(), m.down().rows(), m.width(), rows)) {   // the fp32 GEMV takes gate|up, no swiglu launch
             k.gemvSwiglu(s.proj, 2 * m.width(), m.down().data(), out, cfg.hiddenSize(), rows, m.down().rows(), m.width());
         } else {
             k.swiglu(rows, s.proj, 2 * m.width(), s.act, m.width(), m.width());
@@ -452,8 +452,8 @@ public final class CudaEngine implements Engine {
      * Whether a down projection of this many rows runs on the fp32 GEMV, which takes gate|up and stages its SwiGLU itself
      * (one launch less, the values the swiglu kernel writes); tensor cores and cuBLASLt take the swiglu kernel's output.
      */
-    private boolean swigluOnLoad(DeviceBuffer gateUp, int ldx, int width, int rows) {
-        return (cublas == null || rows < options.cublasFromRows()) && k.swigluOnLoad(gateUp, ldx, width, rows);
+    private boolean swigluOnLoad(DeviceBuffer gateUp, int ldx, int outputs, int width, int rows) {
+        return (cublas == null || rows < options.cublasFromRows()) && k.swigluOnLoad(gateUp, ldx, outputs, width, rows);
     }
 
     private void moe(DeviceWeights.Moe mw, int rows) {
@@ -465,7 +465,7 @@ public final class CudaEngine implements Engine {
         // router logits, fp32 (choices are discontinuous); where the shared expert's gate|up runs on the same fp32 GEMV,
         // one launch makes both of the same input: s.proj rows = [logits (E) | shared gate (I) | shared up (I)]
         DeviceWeights.Matrix both = mw.routerAndShared();
-        boolean together = both != null && swigluOnLoad(view(s.proj, e), both.rows(), mw.shared().width(), rows);
+        boolean together = both != null && swigluOnLoad(view(s.proj, e), both.rows(), d, mw.shared().width(), rows);
         int ldl = together ? both.rows() : e;
         DeviceBuffer logits = together ? s.proj : s.routerLogits;
         k.gemvFp32(s.normed, d, (together ? both : mw.router()).data(), logits, ldl, rows, ldl, d, false);

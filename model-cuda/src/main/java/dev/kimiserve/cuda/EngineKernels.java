@@ -12,7 +12,8 @@ final class EngineKernels {
     private final CudaDevice device;
     private final CudaModule module;
     private final GemvKernel tiled;
-    private final GemvKernel.Variant tiledVariant;
+    /** The fp32 GEMV kernel of each projection shape ({@code kimi.cuda.gemv}). */
+    private final GemvTilings tilings;
     /** From this many rows (below cuBLASLt's) projections and expert GEMVs run on tensor cores ({@link CudaEngine.Options#tcFromRows}). */
     private final int tcFromRows;
     /** Launch each kernel overlapped with the one before it ({@link KernelLaunch}; the kernels wait for their inputs). */
@@ -40,13 +41,8 @@ final class EngineKernels {
         this.device = device;
         this.module = module;
         this.overlap = overlap;
-        String choice = System.getProperty("kimi.cuda.gemv", System.getenv("KIMI_CUDA_GEMV"));
-        if (choice == null || choice.isBlank()) {
-            choice = DEFAULT_GEMV;
-        }
-        boolean warp = choice.trim().equals("warp");
-        this.tiledVariant = warp ? null : GemvKernel.variant(choice.trim());
-        this.tiled = warp || gemvModule == null ? null : new GemvKernel(device, gemvModule, overlap);
+        this.tilings = GemvTilings.fromEnvironment(DEFAULT_GEMV);
+        this.tiled = gemvModule == null ? null : new GemvKernel(device, gemvModule, overlap);
         this.tcFromRows = tcFromRows > 0 ? tcFromRows : Integer.MAX_VALUE;
         embedRows = fn("embed_rows");
         addRmsNorm = fn("add_rms_norm");
@@ -123,8 +119,9 @@ final class EngineKernels {
 
     /** {@link #gemv} with fp32 activations whatever the rows (the MoE router: expert choices are discontinuous). */
     void gemvFp32(DeviceBuffer x, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k, boolean accumulate) {
-        if (tiled != null && !tiledVariant.tensorCores() && GemvKernel.applies(x, ldx, k)) {
-            timed("gemv_" + tiledVariant.name(), () -> tiled.launch(tiledVariant, x, ldx, w, y, ldy, m, n, k, accumulate));
+        GemvKernel.Variant v = tilings.forShape(n, k);
+        if (tiled != null && v != null && GemvKernel.applies(x, ldx, k)) {
+            timed("gemv_" + v.name(), () -> tiled.launch(v, x, ldx, w, y, ldy, m, n, k, accumulate));
             return;
         }
         launch(gemv, (n + 7) / 8, (m + GEMV_ROWS - 1) / GEMV_ROWS, 1, 256, 0, x, ldx, w, y, ldy, m, n, k, vec(x, ldx, k) ? 1 : 0,
@@ -135,17 +132,18 @@ final class EngineKernels {
      * Whether {@link #gemvSwiglu} takes these rows: the fp32 tiling (not tensor cores) where the shape applies and a
      * block's staged inputs fit.
      */
-    boolean swigluOnLoad(DeviceBuffer gateUp, int ldx, int k, int m) {
-        return tiled != null && !tiledVariant.tensorCores() && !tensorCores(m) && GemvKernel.applies(gateUp, ldx, k) && ldx >= 2 * k
+    boolean swigluOnLoad(DeviceBuffer gateUp, int ldx, int n, int k, int m) {
+        return tiled != null && tilings.forShape(n, k) != null && !tensorCores(m) && GemvKernel.applies(gateUp, ldx, k) && ldx >= 2 * k
                 && GemvKernel.swigluFits(m, k);
     }
 
     /** y = x · w^T where x = SwiGLU of gate|up rows ({@code k} each): the down projection without a swiglu launch. */
     void gemvSwiglu(DeviceBuffer gateUp, int ldx, DeviceBuffer w, DeviceBuffer y, int ldy, int m, int n, int k) {
-        if (!swigluOnLoad(gateUp, ldx, k, m)) {
-            throw new IllegalArgumentException("gemv with SwiGLU on load does not take m=" + m + " k=" + k + " ldx=" + ldx);
+        if (!swigluOnLoad(gateUp, ldx, n, k, m)) {
+            throw new IllegalArgumentException("gemv with SwiGLU on load does not take m=" + m + " n=" + n + " k=" + k + " ldx=" + ldx);
         }
-        timed("gemv_" + tiledVariant.name() + "_swiglu", () -> tiled.launch(tiledVariant, gateUp, ldx, w, y, ldy, m, n, k, false, true));
+        GemvKernel.Variant v = tilings.forShape(n, k);
+        timed("gemv_" + v.name() + "_swiglu", () -> tiled.launch(v, gateUp, ldx, w, y, ldy, m, n, k, false, true));
     }
 
     /**

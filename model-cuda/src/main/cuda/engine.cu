@@ -532,20 +532,19 @@ __device__ __forceinline__ void dot_rows_pair(const float* const* xs, int rows, 
     }
 }
 
-#define MOE_COLUMNS 32                                     // output columns per block: 8 warps x 2 columns x 2 rounds
-
 // One expert projection for the pairs of one tile of ROWS positions: stage 0 (gate/up) reads token order[p] / topk of x
 // and writes row p; stage 1 (down) reads row p and writes row order[p] (the pair). w is [E][N][K] (expert_stride
-// elements). A block reads the tile's bookkeeping once and then streams MOE_COLUMNS weight rows, two per warp at a time.
+// elements). A block reads the tile's bookkeeping once and then streams `columns` weight rows (a multiple of 16: 8
+// warps x 2 columns per round), two per warp at a time; a column's sums do not depend on `columns`.
 // A pair's sums do not depend on ROWS: 8, or 1 for a one-token step, whose pairs all have distinct experts (fewer registers).
 // GATED: x rows are gate|up of K each and the input is their SwiGLU, staged once per block in shared memory (ROWS * K
 // floats, stage_swiglu), so the down projection needs no swiglu launch.
-// Grid (ceil(N / MOE_COLUMNS), max tiles); blocks past *tile_count return at once.
+// Grid (ceil(N / columns), max tiles); blocks past *tile_count return at once.
 template <int ROWS, bool GATED>
 __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, const int* __restrict__ order,
                                          const int* __restrict__ tile_expert, const int* __restrict__ tile_count, int topk, int stage,
                                          const uint16_t* __restrict__ w, long long expert_stride, float* __restrict__ y, int ldy, int N,
-                                         int K, int vec) {
+                                         int K, int vec, int columns) {
     const int tile = blockIdx.y;
     if (tile >= *tile_count) {
         return;
@@ -573,8 +572,8 @@ __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, c
     }
     const uint16_t* we = w + (size_t) tile_expert[tile] * expert_stride;
     const int lane = threadIdx.x & 31;
-    const int end = min(N, (int) (blockIdx.x + 1) * MOE_COLUMNS);
-    for (int n = blockIdx.x * MOE_COLUMNS + (threadIdx.x >> 5) * 2; n < end; n += 16) {
+    const int end = min(N, (int) (blockIdx.x + 1) * columns);
+    for (int n = blockIdx.x * columns + (threadIdx.x >> 5) * 2; n < end; n += 16) {
         const int n1 = min(n + 1, N - 1);                  // past N: read a real row, write nothing
         float acc0[ROWS], acc1[ROWS];
 #pragma unroll
@@ -607,9 +606,10 @@ __device__ __forceinline__ void moe_gemv(const float* __restrict__ x, int ldx, c
 #define MOE_GEMV_ENTRY(NAME, ROWS, GATED)                                                                               \
     extern "C" __global__ void __launch_bounds__(256) NAME(const float* __restrict__ x, int ldx, const int* __restrict__ order, \
             const int* __restrict__ tile_expert, const int* __restrict__ tile_count, int topk, int stage,                \
-            const uint16_t* __restrict__ w, long long expert_stride, float* __restrict__ y, int ldy, int N, int K, int vec) { \
+            const uint16_t* __restrict__ w, long long expert_stride, float* __restrict__ y, int ldy, int N, int K, int vec, \
+            int columns) {                                                                                              \
         begin_in_order();                                                                                               \
-        moe_gemv<ROWS, GATED>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec); \
+        moe_gemv<ROWS, GATED>(x, ldx, order, tile_expert, tile_count, topk, stage, w, expert_stride, y, ldy, N, K, vec, columns); \
     }
 
 MOE_GEMV_ENTRY(moe_gemv_bf16, GEMV_ROWS, false)

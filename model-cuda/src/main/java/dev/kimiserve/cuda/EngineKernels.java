@@ -14,6 +14,12 @@ final class EngineKernels {
     private final GemvKernel tiled;
     /** The fp32 GEMV kernel of each projection shape ({@code kimi.cuda.gemv}). */
     private final GemvTilings tilings;
+    /**
+     * Output columns per block of the fp32 expert GEMVs ({@code kimi.cuda.moe-columns}, a multiple of 16): 32 streams
+     * two rounds of 16 per block; 16 makes twice the blocks (at batch 1 the 8 experts' 32-column blocks fill about half
+     * of an H100's warp slots). A column's sums are the same either way.
+     */
+    private final int moeColumns;
     /** From this many rows (below cuBLASLt's) projections and expert GEMVs run on tensor cores ({@link CudaEngine.Options#tcFromRows}). */
     private final int tcFromRows;
     /** Launch each kernel overlapped with the one before it ({@link KernelLaunch}; the kernels wait for their inputs). */
@@ -42,6 +48,7 @@ final class EngineKernels {
         this.module = module;
         this.overlap = overlap;
         this.tilings = GemvTilings.fromEnvironment(DEFAULT_GEMV);
+        this.moeColumns = moeColumns(System.getProperty("kimi.cuda.moe-columns", System.getenv("KIMI_CUDA_MOE_COLUMNS")));
         this.tiled = gemvModule == null ? null : new GemvKernel(device, gemvModule, overlap);
         this.tcFromRows = tcFromRows > 0 ? tcFromRows : Integer.MAX_VALUE;
         embedRows = fn("embed_rows");
@@ -68,6 +75,22 @@ final class EngineKernels {
         mlaAttend = fn("mla_attend");
         mlaAttendCombine = fn("mla_attend_combine");
         mlaValue = fn("mla_value");
+    }
+
+    /** Parses {@code kimi.cuda.moe-columns} (null or blank: 32). */
+    static int moeColumns(String setting) {
+        if (setting == null || setting.isBlank()) {
+            return 32;
+        }
+        try {
+            int columns = Integer.parseInt(setting.trim());
+            if (columns > 0 && columns % 16 == 0) {
+                return columns;
+            }
+        } catch (NumberFormatException ignored) {
+            // reported below
+        }
+        throw new IllegalArgumentException("kimi.cuda.moe-columns / KIMI_CUDA_MOE_COLUMNS must be a positive multiple of 16, got '" + setting + "'");
     }
 
     void embedRows(int rows, DeviceBuffer table, DeviceBuffer ids, DeviceBuffer out, int dim) {
@@ -198,8 +221,8 @@ final class EngineKernels {
             return;
         }
         CUfunction f = gated ? (tileRows == 1 ? moeGemv1Swiglu : moeGemvSwiglu) : tileRows == 1 ? moeGemv1 : moeGemv;
-        launch(f, (n + 31) / 32, maxTiles, 1, 256, gated ? 4 * tileRows * k : 0, x, ldx, order, tileExpert, tileCount, topk, stage, w,
-                expertStride, y, ldy, n, k, vec(x, ldx, k) ? 1 : 0);
+        launch(f, (n + moeColumns - 1) / moeColumns, maxTiles, 1, 256, gated ? 4 * tileRows * k : 0, x, ldx, order, tileExpert, tileCount, topk,
+                stage, w, expertStride, y, ldy, n, k, vec(x, ldx, k) ? 1 : 0, moeColumns);
     }
 
     void moeCombine(int tokens, DeviceBuffer pairOut, DeviceBuffer weights, int topk, DeviceBuffer out, int dim) {

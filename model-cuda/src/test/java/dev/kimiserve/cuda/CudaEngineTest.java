@@ -235,6 +235,41 @@ class CudaEngineTest extends GpuTest {
         }
     }
 
+    /** kimi.cuda.moe-columns only regroups the expert GEMVs' columns into blocks; a column's sums stay the same. */
+    @Test
+    void expertColumnBlocksChangeNothing() throws Exception {
+        RandomCheckpoint.write(wideHeads(), dir, 29, Long.MAX_VALUE, null);
+        CudaEngine.Options fp32 = new CudaEngine.Options(8, 4096, 64, 0, 0, false, true);       // the fp32 expert kernels at every size
+        try (LoadedModel m = LoadedModel.open(dir); CudaEngine a = new CudaEngine(m.weights(), device, fp32)) {
+            System.setProperty("kimi.cuda.moe-columns", "16");
+            CudaEngine b;
+            try {
+                b = new CudaEngine(m.weights(), device, fp32);
+            } finally {
+                System.clearProperty("kimi.cuda.moe-columns");
+            }
+            try (b) {
+                int vocab = m.config().vocabSize();
+                SplittableRandom rnd = new SplittableRandom(31);
+                SequenceState[] sa = {a.newState(), a.newState(), a.newState()};
+                SequenceState[] sb = {b.newState(), b.newState(), b.newState()};
+                for (int i = 0; i < sa.length; i++) {
+                    int[] prompt = rnd.ints(20 + 50 * i, 0, vocab).toArray();
+                    assertArrayEquals(a.prefill(prompt, sa[i], Engine.Logits.ALL), b.prefill(prompt, sb[i], Engine.Logits.ALL), "prefill " + i);
+                }
+                for (int step = 0; step < 3; step++) {
+                    int[] tokens = rnd.ints(sa.length, 0, vocab).toArray();
+                    float[] la = new float[sa.length * vocab];
+                    float[] lb = new float[sa.length * vocab];
+                    a.decode(tokens, sa, la);
+                    b.decode(tokens, sb, lb);
+                    assertArrayEquals(la, lb, "batched decode, step " + step);
+                    assertArrayEquals(a.decode(tokens[0], sa[0]), b.decode(tokens[0], sb[0]), "decode of one sequence, step " + step);
+                }
+            }
+        }
+    }
+
     @Test
     void statesSurviveHostReadsAndEviction() throws Exception {
         RandomCheckpoint.write(TestModels.awkward(), dir, 3, Long.MAX_VALUE, null);

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.junit.jupiter.api.Test;
 
-/** The kimi.cuda.gemv setting: a default tiling, per-shape choices, and clear errors (no GPU needed). */
+/** The GEMV settings: kimi.cuda.gemv (a default tiling, per-shape choices) and kimi.cuda.moe-columns; clear errors. */
 class GemvTilingsTest {
     @Test
     void aDefaultAndPerShapeChoices() {
@@ -18,6 +18,15 @@ class GemvTilingsTest {
         assertNull(t.forShape(256, 2304), "warp: engine.cu's kernel");
         assertEquals("c1w4", t.forShape(4096, 2304).name(), "N and K are not interchangeable");
         assertNull(GemvTilings.parse("warp").forShape(10, 10));
+    }
+
+    @Test
+    void expertColumnsAreMultiplesOfSixteen() {
+        assertEquals(32, EngineKernels.moeColumns(null));
+        assertEquals(16, EngineKernels.moeColumns(" 16 "));
+        for (String bad : new String[]{"0", "24", "-16", "x"}) {
+            assertThrows(IllegalArgumentException.class, () -> EngineKernels.moeColumns(bad), bad);
+        }
     }
 
     @Test

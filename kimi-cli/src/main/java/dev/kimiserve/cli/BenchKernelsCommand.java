@@ -27,7 +27,7 @@ final class BenchKernelsCommand implements Callable<Integer> {
     boolean variants;
 
     @Option(names = "--only", paramLabel = "FAMILY", split = ",",
-            description = "cuda: only these kernel families (copy, kda_decode, kda_prefill, mla_decode, matmul, gemv); default all.")
+            description = "cuda: only these kernel families (copy, logits, kda_decode, kda_prefill, mla_decode, matmul, gemv); default all.")
     java.util.List<String> only;
 
     @Override

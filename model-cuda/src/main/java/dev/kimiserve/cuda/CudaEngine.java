@@ -103,6 +103,7 @@ public final class CudaEngine implements Engine {
     private final int maxRows;
     private final String cublasState;
     private final DecodeGraphs graphs;
+    private final HostLogits hostLogits;
     /** Whether kernels launch overlapped ({@link Options#overlapLaunches} on an sm_90 device). */
     private final boolean overlap;
     private final DeviceBatch batch;
@@ -156,6 +157,7 @@ public final class CudaEngine implements Engine {
             states = track(opened, new DeviceStates(device, cfg, options.maxSequences(), Math.max(cachePages(), 1)));
             s = track(opened, new Scratch(device, cfg, maxRows, Math.max(options.maxSequences(), LOGIT_ROWS)));
             graphs = track(opened, new DecodeGraphs(device));
+            hostLogits = track(opened, new HostLogits(device, Math.max(options.maxSequences(), LOGIT_ROWS), cfg.vocabSize()));
             batch = track(opened, new DeviceBatch(device, k, 8 * maxRows + 1024, graphs::clear));
         } catch (RuntimeException | Error e) {
             while (!opened.isEmpty()) {
@@ -250,6 +252,7 @@ public final class CudaEngine implements Engine {
                 int[] ones = new int[n];
                 Arrays.fill(ones, 1);
                 forward(Arrays.copyOfRange(tokens, from, from + n), Arrays.copyOfRange(seqs, from, from + n), ones, true, ForwardObserver.NONE);
+                lmHead(s.normed, n);
                 logitsToHost(n, logits, from * cfg.vocabSize());
             }
         }
@@ -276,21 +279,35 @@ public final class CudaEngine implements Engine {
 
     /** lm_head over final-norm rows [row, row + n) into {@code out[offset ..]}. */
     private void head(int row, int n, float[] out, int offset) {
-        int d = cfg.hiddenSize();
-        project(view(s.normed, row * d), d, w.lmHead, s.logits, n);
+        lmHead(view(s.normed, row * cfg.hiddenSize()), n);
         logitsToHost(n, out, offset);
     }
 
-    /** The first {@code n} rows of {@code s.logits} into {@code out[offset ..]} (waits for the stream). */
+    /**
+     * lm_head over {@code rows} rows of {@code x} into {@code s.logits}, in {@link HostLogits}' column parts (each its
+     * own [rows, columns] block, marked done as it is launched), so that copying it to the host overlaps the rest.
+     */
+    private void lmHead(DeviceBuffer x, int rows) {
+        DeviceWeights.Matrix head = w.lmHead;
+        int d = head.cols();
+        for (int p = 0; p < hostLogits.parts(); p++) {
+            int c0 = hostLogits.columnStart(p);
+            int columns = hostLogits.columnStart(p + 1) - c0;
+            project(x, d, new DeviceWeights.Matrix(head.data().slice(2L * c0 * d, 2L * columns * d), columns, d), view(s.logits, (long) rows * c0), rows);
+            hostLogits.partDone(p);
+        }
+    }
+
+    /** The first {@code n} rows of logits (lm_head's parts in {@code s.logits}) into {@code out[offset ..]}; waits for them. */
     private void logitsToHost(int n, float[] out, int offset) {
-        k.timed("logits_to_host", () -> s.logits.download(out, offset, n * cfg.vocabSize()));
+        k.timed("logits_to_host", () -> hostLogits.download(s.logits, n, out, offset));
     }
 
     /**
      * One forward pass over segments (one per state, {@code counts[i]} rows each, back to back): embedding, every
      * layer, the final norm into {@code s.normed}; the states advance and stay resident on the device.
      */
-    private void forward(int[] tokens, SequenceState[] seqs, int[] counts, boolean decodeHead, ForwardObserver observer) {
+    private void forward(int[] tokens, SequenceState[] seqs, int[] counts, boolean decodeStep, ForwardObserver observer) {
         int rows = tokens.length;
         int[] slotOf = states.prepare(seqs, counts);
         boolean allDecode = Arrays.stream(counts).allMatch(c -> c == 1);
@@ -298,10 +315,10 @@ public final class CudaEngine implements Engine {
         DeviceBatch.View b = batch.upload(tokens, seqs, counts, slotOf, pages, allDecode && rows <= options.maxSequences());
         k.phase(allDecode ? "decode" : "prefill");
         try {
-            if (allDecode && decodeHead && options.cudaGraphs() && !k.profiling()) { // a decode step (not a 1-token prefill): one graph
-                graphs.launch(((long) rows << 32) | b.maxPages(), () -> layers(rows, seqs.length, b, true, decodeHead, ForwardObserver.NONE));
+            if (allDecode && decodeStep && options.cudaGraphs() && !k.profiling()) { // a decode step (not a 1-token prefill): one graph
+                graphs.launch(((long) rows << 32) | b.maxPages(), () -> layers(rows, seqs.length, b, true, ForwardObserver.NONE));
             } else {
-                layers(rows, seqs.length, b, allDecode, decodeHead, observer);
+                layers(rows, seqs.length, b, allDecode, observer);
             }
         } catch (RuntimeException | Error e) {
             states.failed(seqs);                                            // never hand out a half-updated state
@@ -316,10 +333,10 @@ public final class CudaEngine implements Engine {
     }
 
     /**
-     * Embedding, every layer and the final norm into {@code s.normed} (plus lm_head into {@code s.logits} for decode).
+     * Embedding, every layer and the final norm into {@code s.normed}.
      * An observer other than NONE gets the hidden states copied to the host after each layer (slow; for debugging).
      */
-    private void layers(int rows, int segs, DeviceBatch.View b, boolean allDecode, boolean decodeHead, ForwardObserver observer) {
+    private void layers(int rows, int segs, DeviceBatch.View b, boolean allDecode, ForwardObserver observer) {
         int d = cfg.hiddenSize();
         k.embedRows(rows, w.embed.data(), b.ids(), s.h, d);
         observe(observer, 0, s.h, rows);
@@ -347,9 +364,6 @@ public final class CudaEngine implements Engine {
         observe(observer, cfg.numLayers(), s.h, rows);
         if (observer != ForwardObserver.NONE) {
             observer.finalNorm(toHost(s.normed, rows * d), rows, d);
-        }
-        if (decodeHead) {
-            project(s.normed, d, w.lmHead, s.logits, rows);                                                         // lm_head
         }
     }
 
@@ -537,6 +551,7 @@ public final class CudaEngine implements Engine {
                 System.err.print("cuda engine profile (each launch waited for):\n" + k.profileTable());
             }
             graphs.close();
+            hostLogits.close();
             states.close();
             s.close();
             w.close();

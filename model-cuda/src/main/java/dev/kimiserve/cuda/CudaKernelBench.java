@@ -42,7 +42,7 @@ public final class CudaKernelBench implements AutoCloseable {
 
     /** The kernel families {@link #run} knows, in the order it runs them. */
     public static final java.util.Set<String> FAMILIES = new java.util.LinkedHashSet<>(
-            java.util.List.of("copy", "kda_decode", "kda_prefill", "mla_decode", "matmul", "gemv"));
+            java.util.List.of("copy", "logits", "kda_decode", "kda_prefill", "mla_decode", "matmul", "gemv"));
 
     public void runAll() {
         run(FAMILIES);
@@ -57,6 +57,11 @@ public final class CudaKernelBench implements AutoCloseable {
         }
         if (families.contains("copy")) {
             copyCeiling(1L << 30);
+        }
+        if (families.contains("logits")) {
+            for (int rows : new int[]{1, 16, 64}) {
+                logitsToHost(rows, 163840);
+            }
         }
         if (families.contains("kda_decode")) {
             for (int b : new int[]{1, 16, 64, 256}) {
@@ -138,6 +143,42 @@ public final class CudaKernelBench implements AutoCloseable {
                 }
             }
         }
+    }
+
+    /**
+     * Logits [rows, vocab] from the device into a Java array, host wall time (the host takes part): the driver's copy
+     * straight into the array (pageable memory) against {@link HostLogits} (part by part to pinned memory, host threads copying into the array).
+     */
+    private void logitsToHost(int rows, int vocab) {
+        float[] out = new float[rows * vocab];
+        try (DeviceBuffer logits = DeviceBuffer.allocate(device, 4L * rows * vocab); HostLogits pinned = new HostLogits(device, rows, vocab)) {
+            logits.fill(1.5f);
+            String shape = String.format(Locale.ROOT, "\"m\":%d,\"n\":%d,\"variant\":", rows, vocab);
+            emit("logits_to_host", shape + "\"pageable\"", wallTime(() -> logits.download(out, 0, rows * vocab)), 4.0 * rows * vocab, 0);
+            emit("logits_to_host", shape + "\"pinned\"", wallTime(() -> {
+                for (int p = 0; p < pinned.parts(); p++) {
+                    pinned.partDone(p);                      // all computed already: only the copies and their overlap count
+                }
+                pinned.download(logits, rows, out, 0);
+            }), 4.0 * rows * vocab, 0);
+        }
+    }
+
+    /** Median host wall time in us of {@code work} (which waits for the device itself), after 10 untimed runs. */
+    private double wallTime(Runnable work) {
+        device.makeCurrent();
+        device.synchronize();
+        for (int i = 0; i < 10; i++) {
+            work.run();
+        }
+        double[] us = new double[repeats];
+        for (int r = 0; r < repeats; r++) {
+            long t0 = System.nanoTime();
+            work.run();
+            us[r] = (System.nanoTime() - t0) / 1e3;
+        }
+        Arrays.sort(us);
+        return us[repeats / 2];
     }
 
     /** {@link #CHAIN} launches of {@code g} at m = 1 on rotating weights, recorded as one CUDA graph and replayed. */

@@ -30,6 +30,12 @@ final class EngineKernels {
 
     /** The default projection tiling: c1w4 decoded 447.6 tok/s against the warp kernel's 375.0 (H100, 48B --layers 8, batch 1). */
     static final String DEFAULT_GEMV = "c1w4";
+    /**
+     * The default setting of kimi.cuda.gemv: c1w4, and the tilings that beat it on two 48B shapes as a decode step runs
+     * them (overlapped graph chains, H100, m = 1): KDA f/g up [4096, 128] c4w1 1.66 us vs 3.25, shared-expert down
+     * [2304, 1024] c2w4 3.13 vs 3.32.
+     */
+    static final String DEFAULT_TILINGS = DEFAULT_GEMV + ",4096x128:c4w1,2304x1024:c2w4";
 
     /** Heads per mla_attend block (engine.cu's ATTEND_HEADS): a cache row read once serves them all. */
     static final int ATTEND_HEADS = 4;
@@ -47,7 +53,7 @@ final class EngineKernels {
         this.device = device;
         this.module = module;
         this.overlap = overlap;
-        this.tilings = GemvTilings.fromEnvironment(DEFAULT_GEMV);
+        this.tilings = GemvTilings.fromEnvironment(DEFAULT_TILINGS);
         this.moeColumns = moeColumns(System.getProperty("kimi.cuda.moe-columns", System.getenv("KIMI_CUDA_MOE_COLUMNS")));
         this.tiled = gemvModule == null ? null : new GemvKernel(device, gemvModule, overlap);
         this.tcFromRows = tcFromRows > 0 ? tcFromRows : Integer.MAX_VALUE;

@@ -115,23 +115,10 @@ extern "C" __global__ void embed_rows(const uint16_t* __restrict__ table, const 
 }
 
 // h[r] += delta[r] (when delta is not null), then y[r] = w * h[r] / sqrt(mean(h[r]^2) + eps). Rows have stride ldh / ldy,
-// h may be y (in-place norm). After an MoE layer the routed experts' outputs are summed into the delta on the way
-// (topk > 0): delta[r][i] + sum_j pair_weights[r][j] * pairs[r * topk + j][i], in slot order, the sum MoE combines. A
-// thread keeps its first NORM_HELD values in registers, so the second pass issues its loads without waiting on the
-// stores of the first (h and y may alias). Grid: rows; blockDim any multiple of 32 (1024 used).
+// h may be y (in-place norm). A thread keeps its first NORM_HELD values in registers, so the second pass issues its loads
+// without waiting on the stores of the first (h and y may alias). Grid: rows; blockDim any multiple of 32 (1024 used).
 #define NORM_HELD 4
-
-__device__ __forceinline__ float residual_delta(const float* __restrict__ delta, const float* __restrict__ pairs,
-                                                const float* __restrict__ pair_weights, int topk, int row, int dim, int i) {
-    float s = delta[(size_t) row * dim + i];
-    for (int j = 0; j < topk; j++) {
-        s = fmaf(pair_weights[row * topk + j], pairs[((size_t) row * topk + j) * dim + i], s);
-    }
-    return s;
-}
-
-extern "C" __global__ void add_rms_norm(float* h, int ldh, const float* __restrict__ delta, const float* __restrict__ pairs,
-                                        const float* __restrict__ pair_weights, int topk, const float* __restrict__ w,
+extern "C" __global__ void add_rms_norm(float* h, int ldh, const float* __restrict__ delta, const float* __restrict__ w,
                                         float* y, int ldy, int dim, float eps) {
     begin_in_order();
     float* x = h + (size_t) blockIdx.x * ldh;
@@ -145,14 +132,14 @@ extern "C" __global__ void add_rms_norm(float* h, int ldh, const float* __restri
         if (i < dim) {
             v = x[i];
             if (delta != nullptr) {
-                v += residual_delta(delta, pairs, pair_weights, topk, blockIdx.x, dim, i);
+                v += delta[(size_t) blockIdx.x * dim + i];
             }
         }
         held[j] = v;
     }
     if (delta != nullptr) {                                // dims past the held ones: h += delta in place
         for (int i = threadIdx.x + NORM_HELD * blockDim.x; i < dim; i += blockDim.x) {
-            x[i] = x[i] + residual_delta(delta, pairs, pair_weights, topk, blockIdx.x, dim, i);
+            x[i] = x[i] + delta[(size_t) blockIdx.x * dim + i];
         }
     }
 #pragma unroll
@@ -324,7 +311,7 @@ extern "C" __global__ void __launch_bounds__(256) gemv_bf16(const float* __restr
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// MoE: routing, grouping by expert, gathered expert projections (add_rms_norm adds their weighted sum)
+// MoE: routing, grouping by expert, gathered expert projections, weighted combine
 // ---------------------------------------------------------------------------------------------------------------
 
 #define MAX_TOPK 32
@@ -629,6 +616,21 @@ MOE_GEMV_ENTRY(moe_gemv_bf16, GEMV_ROWS, false)
 MOE_GEMV_ENTRY(moe_gemv_bf16_r1, 1, false)
 MOE_GEMV_ENTRY(moe_gemv_bf16_swiglu, GEMV_ROWS, true)
 MOE_GEMV_ENTRY(moe_gemv_bf16_r1_swiglu, 1, true)
+
+// out[t] += sum over slots j (in order) of weights[t][j] * pair_out[t * topk + j]. Grid (T, ceil(dim / blockDim)).
+extern "C" __global__ void moe_combine(const float* __restrict__ pair_out, const float* __restrict__ weights, int topk,
+                                       float* __restrict__ out, int dim) {
+    begin_in_order();
+    const int t = blockIdx.x;
+    const int i = blockIdx.y * blockDim.x + threadIdx.x;
+    if (i < dim) {
+        float s = out[(size_t) t * dim + i];
+        for (int j = 0; j < topk; j++) {
+            s = fmaf(weights[t * topk + j], pair_out[((size_t) t * topk + j) * dim + i], s);
+        }
+        out[(size_t) t * dim + i] = s;
+    }
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // KDA: short convolutions, norms and gates, the general recurrence, the gated output norm

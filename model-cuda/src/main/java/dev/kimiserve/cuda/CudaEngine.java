@@ -342,10 +342,9 @@ public final class CudaEngine implements Engine {
         observe(observer, 0, s.h, rows);
         KdaPrefillKernel.Plan plan = cfg.kda() != null && cfg.kda().headDim() == KdaPrefillKernel.HEAD_DIM && !allDecode
                 ? kdaPlan(b.counts()) : null;
-        EngineKernels.ExpertOutputs experts = null;                        // an MoE layer's routed outputs, summed by the next norm
         for (int l = 0; l < cfg.numLayers(); l++) {
             DeviceWeights.Layer lw = w.layers[l];
-            k.addRmsNorm(rows, s.h, d, l == 0 ? null : s.mixed, experts, lw.inputNorm(), s.normed, d, d, cfg.rmsNormEps()); // (residual +) input_layernorm
+            k.addRmsNorm(rows, s.h, d, l == 0 ? null : s.mixed, lw.inputNorm(), s.normed, d, d, cfg.rmsNormEps()); // (residual +) input_layernorm
             if (l > 0) {
                 observe(observer, l, s.h, rows);                                                                    // output of layer l-1
             }
@@ -357,12 +356,11 @@ public final class CudaEngine implements Engine {
             k.addRmsNorm(rows, s.h, d, s.mixed, lw.postNorm(), s.normed, d, d, cfg.rmsNormEps());                // residual + post_attention_layernorm
             if (lw.dense() != null) {
                 mlp(lw.dense(), rows, s.mixed);                                                                     // dense MLP
-                experts = null;
             } else {
-                experts = moe(lw.moe(), rows);                                                                      // MoE
+                moe(lw.moe(), rows);                                                                                // MoE
             }
         }
-        k.addRmsNorm(rows, s.h, d, s.mixed, experts, w.finalNorm, s.normed, d, d, cfg.rmsNormEps());              // residual + model.norm
+        k.addRmsNorm(rows, s.h, d, s.mixed, w.finalNorm, s.normed, d, d, cfg.rmsNormEps());                       // residual + model.norm
         observe(observer, cfg.numLayers(), s.h, rows);
         if (observer != ForwardObserver.NONE) {
             observer.finalNorm(toHost(s.normed, rows * d), rows, d);
@@ -472,11 +470,7 @@ public final class CudaEngine implements Engine {
         return (cublas == null || rows < options.cublasFromRows()) && k.swigluOnLoad(gateUp, ldx, outputs, width, rows);
     }
 
-    /**
-     * The MoE block of {@code rows} tokens: the shared expert's output into {@code s.mixed}; the routed experts' outputs
-     * are returned unsummed, for the next norm to add with their weights (MoE's combine, one launch fewer).
-     */
-    private EngineKernels.ExpertOutputs moe(DeviceWeights.Moe mw, int rows) {
+    private void moe(DeviceWeights.Moe mw, int rows) {
         MoeConfig c = cfg.moe();
         int d = cfg.hiddenSize();
         int e = c.numExperts();
@@ -514,7 +508,7 @@ public final class CudaEngine implements Engine {
         } else {
             s.mixed.slice(0, 4L * rows * d).fill(0f);
         }
-        return new EngineKernels.ExpertOutputs(s.pairOut, s.expertWeights, topk); // + sum of weight * expert output, by the next norm
+        k.moeCombine(rows, s.pairOut, s.expertWeights, topk, s.mixed, d);   // + sum of weight * expert output
     }
 
     /** Tiles of {@code tileRows} pair positions the MoE grouping can use for {@code rows} tokens. */

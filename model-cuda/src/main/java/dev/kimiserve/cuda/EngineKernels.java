@@ -25,7 +25,7 @@ final class EngineKernels {
     /** Launch each kernel overlapped with the one before it ({@link KernelLaunch}; the kernels wait for their inputs). */
     private final boolean overlap;
     private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addHalves, gemv, moeRoute, moeAlign, moeGemv, moeGemv1,
-            moeGemvSwiglu, moeGemv1Swiglu, convSilu, kdaPrep, kdaConvPrepDecode, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ,
+            moeGemvSwiglu, moeGemv1Swiglu, moeCombine, convSilu, kdaPrep, kdaConvPrepDecode, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ,
             mlaAttend, mlaAttendCombine, mlaValue;
 
     /** The default projection tiling: c1w4 decoded 447.6 tok/s against the warp kernel's 375.0 (H100, 48B --layers 8, batch 1). */
@@ -70,6 +70,7 @@ final class EngineKernels {
         moeGemv1 = fn("moe_gemv_bf16_r1");
         moeGemvSwiglu = fn("moe_gemv_bf16_swiglu");
         moeGemv1Swiglu = fn("moe_gemv_bf16_r1_swiglu");
+        moeCombine = fn("moe_combine");
         convSilu = fn("kda_conv_silu");
         kdaPrep = fn("kda_prep");
         kdaConvPrepDecode = fn("kda_conv_prep_decode");
@@ -104,24 +105,7 @@ final class EngineKernels {
 
     /** h += delta (delta may be null), y = rmsnorm(h) * w. */
     void addRmsNorm(int rows, DeviceBuffer h, int ldh, DeviceBuffer delta, DeviceBuffer w, DeviceBuffer y, int ldy, int dim, float eps) {
-        addRmsNorm(rows, h, ldh, delta, null, w, y, ldy, dim, eps);
-    }
-
-    /**
-     * h[r] += delta[r] (+ the routed experts' weighted outputs of {@code experts}, where not null: MoE's combine), then
-     * y[r] = w * rmsnorm(h[r]). One launch for what was a combine and a norm.
-     */
-    void addRmsNorm(int rows, DeviceBuffer h, int ldh, DeviceBuffer delta, ExpertOutputs experts, DeviceBuffer w, DeviceBuffer y, int ldy,
-                    int dim, float eps) {
-        if (experts != null && delta == null) {
-            throw new IllegalArgumentException("add_rms_norm: expert outputs are summed into a delta, and none was given");
-        }
-        launch(addRmsNorm, rows, 1, 1, 1024, 0, h, ldh, delta, experts == null ? null : experts.pairs(), experts == null ? null : experts.weights(),
-                experts == null ? 0 : experts.topk(), w, y, ldy, dim, eps);
-    }
-
-    /** An MoE layer's routed outputs [tokens * topk, dim] (pair order) and their weights [tokens, topk], not summed yet. */
-    record ExpertOutputs(DeviceBuffer pairs, DeviceBuffer weights, int topk) {
+        launch(addRmsNorm, rows, 1, 1, 1024, 0, h, ldh, delta, w, y, ldy, dim, eps);
     }
 
     void swiglu(int rows, DeviceBuffer gateUp, int ldg, DeviceBuffer out, int ldo, int width) {
@@ -245,6 +229,10 @@ final class EngineKernels {
         CUfunction f = gated ? (tileRows == 1 ? moeGemv1Swiglu : moeGemvSwiglu) : tileRows == 1 ? moeGemv1 : moeGemv;
         launch(f, (n + moeColumns - 1) / moeColumns, maxTiles, 1, 256, gated ? 4 * tileRows * k : 0, x, ldx, order, tileExpert, tileCount, topk,
                 stage, w, expertStride, y, ldy, n, k, vec(x, ldx, k) ? 1 : 0, moeColumns);
+    }
+
+    void moeCombine(int tokens, DeviceBuffer pairOut, DeviceBuffer weights, int topk, DeviceBuffer out, int dim) {
+        launch(moeCombine, tokens, (dim + 255) / 256, 1, 256, 0, pairOut, weights, topk, out, dim);
     }
 
     void convSilu(int segments, DeviceBuffer pre, int ldp, DeviceBuffer taps, DeviceBuffer windows, DeviceBuffer segStart,

@@ -212,26 +212,33 @@ class CudaEngineTest extends GpuTest {
         try (LoadedModel m = LoadedModel.open(dir); CudaEngine a = new CudaEngine(m.weights(), device, plain);
              CudaEngine b = new CudaEngine(m.weights(), device, overlapped)) {
             System.out.println("overlapped launches on this card: " + KernelLaunch.overlapSupported(device));
-            int vocab = cfg.vocabSize();
-            SplittableRandom rnd = new SplittableRandom(23);
-            int[] lengths = {1, 65, 200, 7, 130};
-            SequenceState[] sa = new SequenceState[lengths.length];
-            SequenceState[] sb = new SequenceState[lengths.length];
-            for (int i = 0; i < lengths.length; i++) {
-                int[] prompt = rnd.ints(lengths[i], 0, vocab).toArray();
-                sa[i] = a.newState();
-                sb[i] = b.newState();
-                assertArrayEquals(a.prefill(prompt, sa[i], Engine.Logits.ALL), b.prefill(prompt, sb[i], Engine.Logits.ALL), "prefill " + i);
-            }
-            for (int step = 0; step < 4; step++) {
-                int[] tokens = rnd.ints(lengths.length, 0, vocab).toArray();
-                float[] la = new float[lengths.length * vocab];
-                float[] lb = new float[lengths.length * vocab];
-                a.decode(tokens, sa, la);
-                b.decode(tokens, sb, lb);
-                assertArrayEquals(la, lb, "batched decode, step " + step);
-                assertArrayEquals(a.decode(tokens[0], sa[0]), b.decode(tokens[0], sb[0]), "decode of one sequence, step " + step);
-            }
+            assertSameLogits(a, b, new int[]{1, 65, 200, 7, 130}, 23, 4);
+        }
+    }
+
+    /**
+     * Prompts of these lengths prefilled on both engines, then {@code steps} decode steps (batched, and the first
+     * sequence alone): the same logits bit for bit.
+     */
+    private static void assertSameLogits(Engine a, Engine b, int[] lengths, long seed, int steps) {
+        int vocab = a.config().vocabSize();
+        SplittableRandom rnd = new SplittableRandom(seed);
+        SequenceState[] sa = new SequenceState[lengths.length];
+        SequenceState[] sb = new SequenceState[lengths.length];
+        for (int i = 0; i < lengths.length; i++) {
+            int[] prompt = rnd.ints(lengths[i], 0, vocab).toArray();
+            sa[i] = a.newState();
+            sb[i] = b.newState();
+            assertArrayEquals(a.prefill(prompt, sa[i], Engine.Logits.ALL), b.prefill(prompt, sb[i], Engine.Logits.ALL), "prefill " + i);
+        }
+        for (int step = 0; step < steps; step++) {
+            int[] tokens = rnd.ints(lengths.length, 0, vocab).toArray();
+            float[] la = new float[lengths.length * vocab];
+            float[] lb = new float[lengths.length * vocab];
+            a.decode(tokens, sa, la);
+            b.decode(tokens, sb, lb);
+            assertArrayEquals(la, lb, "batched decode, step " + step);
+            assertArrayEquals(a.decode(tokens[0], sa[0]), b.decode(tokens[0], sb[0]), "decode of one sequence, step " + step);
         }
     }
 
@@ -249,23 +256,7 @@ class CudaEngineTest extends GpuTest {
                 System.clearProperty("kimi.cuda.moe-columns");
             }
             try (b) {
-                int vocab = m.config().vocabSize();
-                SplittableRandom rnd = new SplittableRandom(31);
-                SequenceState[] sa = {a.newState(), a.newState(), a.newState()};
-                SequenceState[] sb = {b.newState(), b.newState(), b.newState()};
-                for (int i = 0; i < sa.length; i++) {
-                    int[] prompt = rnd.ints(20 + 50 * i, 0, vocab).toArray();
-                    assertArrayEquals(a.prefill(prompt, sa[i], Engine.Logits.ALL), b.prefill(prompt, sb[i], Engine.Logits.ALL), "prefill " + i);
-                }
-                for (int step = 0; step < 3; step++) {
-                    int[] tokens = rnd.ints(sa.length, 0, vocab).toArray();
-                    float[] la = new float[sa.length * vocab];
-                    float[] lb = new float[sa.length * vocab];
-                    a.decode(tokens, sa, la);
-                    b.decode(tokens, sb, lb);
-                    assertArrayEquals(la, lb, "batched decode, step " + step);
-                    assertArrayEquals(a.decode(tokens[0], sa[0]), b.decode(tokens[0], sb[0]), "decode of one sequence, step " + step);
-                }
+                assertSameLogits(a, b, new int[]{20, 70, 120}, 31, 3);
             }
         }
     }

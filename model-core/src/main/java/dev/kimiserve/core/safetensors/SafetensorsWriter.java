@@ -112,7 +112,8 @@ public final class SafetensorsWriter {
         Files.createDirectories(parent);
         Path tmp = Files.createTempFile(parent, path.getFileName().toString(), ".partial");
         try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+            // read as well as write: a source may map its region of the file (FileChannel.map needs both)
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
                 writeAll(ch, head);
                 long expected = head.capacity();
                 for (Entry e : entries) {

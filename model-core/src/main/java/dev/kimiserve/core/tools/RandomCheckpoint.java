@@ -12,6 +12,10 @@ import dev.kimiserve.core.weights.WeightNames;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -21,6 +25,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.stream.LongStream;
 
 /**
  * Writes a random-weight checkpoint in the released Hugging Face layout: config.json and bf16 safetensors (sharded
@@ -146,7 +151,7 @@ public final class RandomCheckpoint {
             for (Spec sp : shards.get(k)) {
                 weightMap.put(sp.name(), file);
                 w.add(sp.name(), sp.dtype(), sp.shape(), out -> {
-                    fill(sp, seed, c, out);
+                    fill(sp, seed, out);
                     written[0] += sp.bytes();
                     if (progress != null) {
                         progress.update(written[0], total);
@@ -174,12 +179,51 @@ public final class RandomCheckpoint {
         void update(long bytesWritten, long totalBytes);
     }
 
-    /** Values per independently seeded chunk: chunks are generated in parallel and written in order. */
+    /** Values per independently seeded chunk: chunks are generated in parallel. */
     private static final int CHUNK = 1 << 20;
 
-    private static void fill(Spec sp, long seed, KimiLinearConfig c, WritableByteChannel out) throws IOException {
-        long base = seed * 0x9E3779B97F4A7C15L ^ sp.name().hashCode();
+    /**
+     * The tensor's values, chunk by chunk (each chunk seeded by the seed, the tensor's name and its index, so the
+     * bytes do not depend on the threads). Into a file channel they go through a mapping of the tensor's region,
+     * every thread writing its chunks in place (a file's write calls take its inode lock, so parallel writes would
+     * queue; page faults on a mapping do not); into any other channel, in order.
+     */
+    static void fill(Spec sp, long seed, WritableByteChannel out) throws IOException {
         long n = Tensor.numel(sp.shape());
+        long chunks = (n + CHUNK - 1) / CHUNK;
+        int width = sp.dtype().byteSize();
+        if (out instanceof FileChannel file) {
+            long start = file.position();
+            try (Arena arena = Arena.ofShared()) {
+                MemorySegment region = file.map(FileChannel.MapMode.READ_WRITE, start, n * width, arena);
+                LongStream.range(0, chunks).parallel().forEach(chunk -> fillChunk(sp, seed, n, chunk, region.asSlice(chunk * CHUNK * width)));
+            }
+            file.position(start + n * width);
+            return;
+        }
+        int parallel = Math.max(1, Runtime.getRuntime().availableProcessors());
+        int batch = (int) Math.min(chunks, 2L * parallel);
+        for (long first = 0; first < chunks; first += batch) {
+            long from = first;
+            List<ByteBuffer> bufs = LongStream.range(from, Math.min(chunks, from + batch)).parallel().mapToObj(chunk -> {
+                byte[] bytes = new byte[(int) (Math.min(CHUNK, n - chunk * CHUNK) * width)];
+                fillChunk(sp, seed, n, chunk, MemorySegment.ofArray(bytes));
+                return ByteBuffer.wrap(bytes);
+            }).toList();
+            for (ByteBuffer b : bufs) {
+                while (b.hasRemaining()) {
+                    out.write(b);
+                }
+            }
+        }
+    }
+
+    private static final ValueLayout.OfShort BF16_BITS = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
+    /** Chunk {@code chunk} of a tensor of {@code n} values, as little-endian bytes from the start of {@code dst}. */
+    private static void fillChunk(Spec sp, long seed, long n, long chunk, MemorySegment dst) {
+        long base = seed * 0x9E3779B97F4A7C15L ^ sp.name().hashCode();
         long cols = sp.shape()[sp.shape().length - 1];
         // uniform(-a, a) has std a / sqrt(3)
         double a = switch (sp.init()) {
@@ -191,39 +235,18 @@ public final class RandomCheckpoint {
             case DT_BIAS -> 1.0;
             case A_LOG -> 0;
         };
-        long chunks = (n + CHUNK - 1) / CHUNK;
-        int parallel = Math.max(1, Runtime.getRuntime().availableProcessors());
-        ByteBuffer[] bufs = new ByteBuffer[(int) Math.min(chunks, 2L * parallel)];
-        for (long first = 0; first < chunks; first += bufs.length) {
-            int count = (int) Math.min(bufs.length, chunks - first);
-            long from = first;
-            java.util.stream.IntStream.range(0, count).parallel().forEach(j -> {
-                long chunk = from + j;
-                int m = (int) Math.min(CHUNK, n - chunk * CHUNK);
-                if (bufs[j] == null) {
-                    bufs[j] = ByteBuffer.allocate(CHUNK * sp.dtype().byteSize()).order(ByteOrder.LITTLE_ENDIAN);
-                }
-                ByteBuffer buf = bufs[j];
-                buf.clear();
-                SplittableRandom rnd = new SplittableRandom(base + 0x632BE59BD9B4E019L * chunk);
-                for (int i = 0; i < m; i++) {
-                    double v = switch (sp.init()) {
-                        case NORM -> 1.0 + a * (2 * rnd.nextDouble() - 1);
-                        case A_LOG -> Math.log(1 + 15 * rnd.nextDouble());
-                        default -> a * (2 * rnd.nextDouble() - 1);
-                    };
-                    if (sp.dtype() == DType.F32) {
-                        buf.putFloat((float) v);
-                    } else {
-                        buf.putShort(toBf16((float) v));
-                    }
-                }
-                buf.flip();
-            });
-            for (int j = 0; j < count; j++) {
-                while (bufs[j].hasRemaining()) {
-                    out.write(bufs[j]);
-                }
+        int m = (int) Math.min(CHUNK, n - chunk * CHUNK);
+        boolean f32 = sp.dtype() == DType.F32;
+        boolean norm = sp.init() == Init.NORM;
+        boolean aLog = sp.init() == Init.A_LOG;
+        SplittableRandom rnd = new SplittableRandom(base + 0x632BE59BD9B4E019L * chunk);
+        for (int i = 0; i < m; i++) {                       // NORM: 1 + uniform(-a, a); A_LOG: log(1 + 15 u); else uniform(-a, a)
+            double u = rnd.nextDouble();
+            double v = aLog ? Math.log(1 + 15 * u) : norm ? 1.0 + a * (2 * u - 1) : a * (2 * u - 1);
+            if (f32) {
+                dst.set(F32, 4L * i, (float) v);
+            } else {
+                dst.set(BF16_BITS, 2L * i, toBf16((float) v));
             }
         }
     }

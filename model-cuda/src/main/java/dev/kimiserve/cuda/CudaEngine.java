@@ -104,6 +104,8 @@ public final class CudaEngine implements Engine {
     private final String cublasState;
     private final DecodeGraphs graphs;
     private final HostLogits hostLogits;
+    /** lm_head's weight rows of each {@link HostLogits} column part (views of {@code w.lmHead}). */
+    private final DeviceWeights.Matrix[] lmHeadParts;
     /** Whether kernels launch overlapped ({@link Options#overlapLaunches} on an sm_90 device). */
     private final boolean overlap;
     private final DeviceBatch batch;
@@ -158,6 +160,7 @@ public final class CudaEngine implements Engine {
             s = track(opened, new Scratch(device, cfg, maxRows, Math.max(options.maxSequences(), LOGIT_ROWS)));
             graphs = track(opened, new DecodeGraphs(device));
             hostLogits = track(opened, new HostLogits(device, Math.max(options.maxSequences(), LOGIT_ROWS), cfg.vocabSize()));
+            lmHeadParts = lmHeadParts(w.lmHead, hostLogits);
             batch = track(opened, new DeviceBatch(device, k, 8 * maxRows + 1024, graphs::clear));
         } catch (RuntimeException | Error e) {
             while (!opened.isEmpty()) {
@@ -288,14 +291,22 @@ public final class CudaEngine implements Engine {
      * own [rows, columns] block, marked done as it is launched), so that copying it to the host overlaps the rest.
      */
     private void lmHead(DeviceBuffer x, int rows) {
-        DeviceWeights.Matrix head = w.lmHead;
-        int d = head.cols();
-        for (int p = 0; p < hostLogits.parts(); p++) {
-            int c0 = hostLogits.columnStart(p);
-            int columns = hostLogits.columnStart(p + 1) - c0;
-            project(x, d, new DeviceWeights.Matrix(head.data().slice(2L * c0 * d, 2L * columns * d), columns, d), view(s.logits, (long) rows * c0), rows);
+        for (int p = 0; p < lmHeadParts.length; p++) {
+            project(x, cfg.hiddenSize(), lmHeadParts[p], view(s.logits, (long) rows * hostLogits.columnStart(p)), rows);
             hostLogits.partDone(p);
         }
+    }
+
+    /** The weight rows of each column part of {@code logits}: part p is rows [columnStart(p), columnStart(p + 1)) of head. */
+    private static DeviceWeights.Matrix[] lmHeadParts(DeviceWeights.Matrix head, HostLogits logits) {
+        int d = head.cols();
+        DeviceWeights.Matrix[] parts = new DeviceWeights.Matrix[logits.parts()];
+        for (int p = 0; p < parts.length; p++) {
+            int c0 = logits.columnStart(p);
+            int columns = logits.columnStart(p + 1) - c0;
+            parts[p] = new DeviceWeights.Matrix(head.data().slice(2L * c0 * d, 2L * columns * d), columns, d);
+        }
+        return parts;
     }
 
     /** The first {@code n} rows of logits (lm_head's parts in {@code s.logits}) into {@code out[offset ..]}; waits for them. */

@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.function.Consumer;
+import java.util.function.DoubleSupplier;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUevent_flags;
 
@@ -168,17 +169,11 @@ public final class CudaKernelBench implements AutoCloseable {
     private double wallTime(Runnable work) {
         device.makeCurrent();
         device.synchronize();
-        for (int i = 0; i < 10; i++) {
-            work.run();
-        }
-        double[] us = new double[repeats];
-        for (int r = 0; r < repeats; r++) {
+        return median(work, () -> {
             long t0 = System.nanoTime();
             work.run();
-            us[r] = (System.nanoTime() - t0) / 1e3;
-        }
-        Arrays.sort(us);
-        return us[repeats / 2];
+            return (System.nanoTime() - t0) / 1e3;
+        });
     }
 
     /** {@link #CHAIN} launches of {@code g} at m = 1 on rotating weights, recorded as one CUDA graph and replayed. */
@@ -425,23 +420,31 @@ public final class CudaKernelBench implements AutoCloseable {
      * before host time inside the timed window stops counting), each preceded by an L2 flush.
      */
     private double time(Runnable launch) {
-        device.makeCurrent();
-        for (int i = 0; i < 10; i++) {
-            launch.run();
-        }
-        double[] us = new double[repeats];
         float[] ms = new float[1];
-        for (int r = 0; r < repeats; r++) {
-            flush.fill(r);
+        int[] run = {0};
+        return median(launch, () -> {
+            flush.fill(run[0]++);
             cuEventRecord(start, device.stream());
             launch.run();
             cuEventRecord(stop, device.stream());
             cuEventSynchronize(stop);
             cuEventElapsedTime(ms, start, stop);
-            us[r] = ms[0] * 1000.0;
+            return ms[0] * 1000.0;
+        });
+    }
+
+    /** The median of {@code repeats} samples, after 10 untimed runs of {@code work} (device current on this thread). */
+    private double median(Runnable work, DoubleSupplier sample) {
+        device.makeCurrent();
+        for (int i = 0; i < 10; i++) {
+            work.run();
         }
-        Arrays.sort(us);
-        return us[repeats / 2];
+        double[] values = new double[repeats];
+        for (int r = 0; r < repeats; r++) {
+            values[r] = sample.getAsDouble();
+        }
+        Arrays.sort(values);
+        return values[repeats / 2];
     }
 
     private void emit(String kernel, String shape, double us, double bytes, double flops) {

@@ -116,6 +116,186 @@ kda_chunk_intra(const float* __restrict__ q, const float* __restrict__ k, const 
     }
 }
 
+// kda_chunk_intra_sub: the same T and Aqk, with 16-row sub-chunks (spec 4.6 option 2). Pairs inside a sub-chunk (the
+// four diagonal blocks) keep the exact pairwise decays above. A pair across sub-chunks (j in an earlier sub-chunk than
+// r) goes through the anchor a = the first row of r's sub-chunk: e^(G_r - G_j) = e^(G_r - G_a) e^(G_a - G_j), both
+// exponents <= 0 (G does not increase down a chunk), so nothing overflows and the six off-diagonal blocks are plain
+// products of pre-scaled rows, with no exponential per pair: 544 exact pairs instead of 2080, 1536 pairs as register-
+// tiled products. Shared: q, k, G [C][R] and the scaled k rows of the three anchors [96][R] (148,608 bytes, one block
+// per SM); Akk goes into G's rows once G is no longer read, T into k's.
+#define SUB 16
+#define SUB_ROWS 96             // scaled k rows: anchor 16 takes rows [0, 16), anchor 32 [16, 48), anchor 48 [48, 96)
+
+__device__ __forceinline__ int anchor_rows_offset(int s) {   // first scaled-k row of sub-chunk s's anchor (s = 1, 2, 3)
+    return SUB * s * (s - 1) / 2;
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+kda_chunk_intra_sub(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ g,
+                    const float* __restrict__ beta, const int* __restrict__ chunk_seq, const int* __restrict__ chunk_first,
+                    const int* __restrict__ seq_start, int heads, float* __restrict__ A) {
+    extern __shared__ float sh[];
+    float* sk = sh;                          // [C][R] k; rows >= SUB scaled by e^(G_r - G_a) before the products
+    float* sq = sk + C * R;                  // [C][R] q; likewise
+    float* sg = sq + C * R;                  // [C][R] cumulative log decay; then Akk [C][C + 1]
+    float* sx = sg + C * R;                  // [SUB_ROWS][R] k_j e^(G_a - G_j) for j < a, per anchor
+    __shared__ float sb[C];
+
+    const int chunk = blockIdx.x;
+    const int h = blockIdx.y;
+    const int tid = threadIdx.x;
+    const int first = chunk_first[chunk];
+    const int len = min(C, seq_start[chunk_seq[chunk] + 1] - first);
+    float* out_t = A + ((long) chunk * heads + h) * 2 * C * C;
+    float* out_aqk = out_t + C * C;
+
+    for (int i = tid; i < C * KD; i += blockDim.x) {
+        const int r = i / KD;
+        const int d = i % KD;
+        const bool real = r < len;
+        const long at = ((long) (first + r) * heads + h) * KD + d;
+        sk[r * R + d] = real ? k[at] : 0.f;
+        sq[r * R + d] = real ? q[at] : 0.f;
+        sg[r * R + d] = real ? g[at] : 0.f;
+    }
+    if (tid < C) {
+        sb[tid] = tid < len ? beta[(long) (first + tid) * heads + h] : 0.f;
+    }
+    for (int p = tid; p < C * C; p += blockDim.x) {          // Aqk above the diagonal
+        if (p % C > p / C) {
+            out_aqk[p] = 0.f;
+        }
+    }
+    __syncthreads();
+    if (tid < KD) {                          // inclusive cumulative sum down each channel
+        float acc = 0.f;
+        for (int r = 0; r < C; r++) {
+            acc += sg[r * R + tid];
+            sg[r * R + tid] = acc;
+        }
+    }
+    __syncthreads();
+
+    // Diagonal blocks, exact: pair t of a sub-chunk's 136 (j <= r), thread tid takes pairs tid, tid + 256, ...
+    constexpr int DIAG = 4 * SUB * (SUB + 1) / 2;
+    float akk_diag[(DIAG + 255) / 256];
+#pragma unroll
+    for (int n = 0; n < (DIAG + 255) / 256; n++) {
+        const int idx = tid + 256 * n;
+        akk_diag[n] = 0.f;
+        if (idx < DIAG) {
+            const int s = idx / (SUB * (SUB + 1) / 2);
+            const int t = idx % (SUB * (SUB + 1) / 2);
+            int rl = (int) ((sqrtf(8.f * t + 1.f) - 1.f) * 0.5f);
+            rl += (rl + 1) * (rl + 2) / 2 <= t ? 1 : 0;
+            rl -= rl * (rl + 1) / 2 > t ? 1 : 0;
+            const int r = SUB * s + rl;
+            const int j = SUB * s + t - rl * (rl + 1) / 2;
+            const float* kr = sk + r * R;
+            const float* qr = sq + r * R;
+            const float* kj = sk + j * R;
+            const float* gr = sg + r * R;
+            const float* gj = sg + j * R;
+            float kk = 0.f;
+            float qk = 0.f;
+#pragma unroll 8
+            for (int d = 0; d < KD; d++) {
+                const float e = __expf(gr[d] - gj[d]) * kj[d];
+                kk = fmaf(kr[d], e, kk);
+                qk = fmaf(qr[d], e, qk);
+            }
+            akk_diag[n] = j < r ? sb[r] * kk : 0.f;
+            out_aqk[r * C + j] = qk;
+        }
+    }
+    // The anchors' scaled k rows (raw k, before the rows below are scaled in place).
+    for (int i = tid; i < SUB_ROWS * KD; i += blockDim.x) {
+        const int x = i / KD;
+        const int d = i % KD;
+        const int s = x < SUB ? 1 : x < 3 * SUB ? 2 : 3;
+        const int j = x - anchor_rows_offset(s);
+        const int a = SUB * s;
+        sx[x * R + d] = sk[j * R + d] * __expf(sg[a * R + d] - sg[j * R + d]);
+    }
+    __syncthreads();                         // every diagonal pair and scaled row has read raw q, k
+    for (int i = tid; i < (C - SUB) * KD; i += blockDim.x) {
+        const int r = SUB + i / KD;
+        const int d = i % KD;
+        const int a = r / SUB * SUB;
+        const float e = __expf(sg[r * R + d] - sg[a * R + d]);
+        sq[r * R + d] *= e;
+        sk[r * R + d] *= e;
+    }
+    __syncthreads();                         // G is read no more: Akk takes its rows
+    float* sa = sg;
+#pragma unroll
+    for (int n = 0; n < (DIAG + 255) / 256; n++) {
+        const int idx = tid + 256 * n;
+        if (idx < DIAG) {
+            const int s = idx / (SUB * (SUB + 1) / 2);
+            const int t = idx % (SUB * (SUB + 1) / 2);
+            int rl = (int) ((sqrtf(8.f * t + 1.f) - 1.f) * 0.5f);
+            rl += (rl + 1) * (rl + 2) / 2 <= t ? 1 : 0;
+            rl -= rl * (rl + 1) / 2 > t ? 1 : 0;
+            const int r = SUB * s + rl;
+            const int j = SUB * s + t - rl * (rl + 1) / 2;
+            sa[r * (C + 1) + j] = akk_diag[n];
+        }
+    }
+    // Off-diagonal blocks: a thread's tile is 2 rows r (same sub-chunk s >= 1) x 4 columns j < 16 s. Tiles: 8 row pairs
+    // x 4 s column quads for each s: 32 + 64 + 96 = 192.
+    if (tid < 192) {
+        const int s = tid < 32 ? 1 : tid < 96 ? 2 : 3;
+        const int t = tid - (s == 1 ? 0 : s == 2 ? 32 : 96);
+        const int quads = 4 * s;
+        const int r0 = SUB * s + 2 * (t / quads);
+        const int j0 = 4 * (t % quads);
+        const float* x0 = sx + (anchor_rows_offset(s) + j0) * R;
+        float kk[2][4] = {};
+        float qk[2][4] = {};
+#pragma unroll 4
+        for (int d = 0; d < KD; d++) {
+            const float q0 = sq[r0 * R + d], q1 = sq[(r0 + 1) * R + d];
+            const float k0 = sk[r0 * R + d], k1 = sk[(r0 + 1) * R + d];
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const float xj = x0[c * R + d];
+                qk[0][c] = fmaf(q0, xj, qk[0][c]);
+                qk[1][c] = fmaf(q1, xj, qk[1][c]);
+                kk[0][c] = fmaf(k0, xj, kk[0][c]);
+                kk[1][c] = fmaf(k1, xj, kk[1][c]);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                out_aqk[(r0 + i) * C + j0 + c] = qk[i][c];
+                sa[(r0 + i) * (C + 1) + j0 + c] = sb[r0 + i] * kk[i][c];
+            }
+        }
+    }
+    __syncthreads();
+    // T = (I + Akk)^-1, as in kda_chunk_intra (only Akk's strictly lower part is read).
+    float* st = sk;                          // T [C][C + 1] reuses k's rows
+    if (tid < C) {
+        const int c = tid;
+        for (int r = 0; r < C; r++) {
+            float acc = r == c ? 1.f : 0.f;
+            if (r > c) {
+                for (int j = c; j < r; j++) {
+                    acc = fmaf(-sa[r * (C + 1) + j], st[j * (C + 1) + c], acc);
+                }
+            }
+            st[r * (C + 1) + c] = acc;
+        }
+    }
+    __syncthreads();
+    for (int p = tid; p < C * C; p += blockDim.x) {
+        out_t[p] = st[(p / C) * (C + 1) + p % C];
+    }
+}
+
 // Thread tiles of the sweep (256 threads): the [64 x 32] products (rhs, N, O) as 4 rows x 2 columns per thread
 // (tr = tid / 16, tc = tid % 16), the [128 x 32] state update as 4 rows x 4 columns (tid / 8, tid % 8), so that every
 // value loaded from shared memory feeds several FMAs.

@@ -27,9 +27,14 @@ public final class KdaPrefillKernel {
     public static final int CHUNK = 64;
     private static final int R = HEAD_DIM + 1;
     private static final int INTRA_SHARED = 4 * 3 * CHUNK * R;
+    /** kda_chunk_intra_sub: q, k, G and the three anchors' scaled k rows (96). */
+    private static final int INTRA_SUB_SHARED = 4 * (3 * CHUNK + 96) * R;
+    /** The setting that picks the intra-chunk kernel: {@code exact} (every pair's decays) or {@code sub} (16-row sub-chunks). */
+    static final String INTRA_SETTING = "kimi.cuda.kda-intra";
     private static final int SWEEP_SHARED = 4 * (HEAD_DIM * 32 + 3 * CHUNK * 132 + CHUNK * (CHUNK + 1) + 2 * CHUNK * 36 + 2 * HEAD_DIM + CHUNK);
     private final CudaDevice device;
     private final CUfunction intra;
+    private final int intraShared;
     private final CUfunction sweep;
 
     /** The chunk bookkeeping of one batch of sequence lengths, on the device. */
@@ -88,13 +93,31 @@ public final class KdaPrefillKernel {
         }
     }
 
+    /** With the intra-chunk kernel named by {@code kimi.cuda.kda-intra} / {@code KIMI_CUDA_KDA_INTRA} (exact by default). */
     public KdaPrefillKernel(CudaDevice device, CudaModule module) {
+        this(device, module, subChunksFromSetting());
+    }
+
+    /** {@code subChunks}: kda_chunk_intra_sub (exact decays inside 16-row sub-chunks, anchored products across them). */
+    public KdaPrefillKernel(CudaDevice device, CudaModule module, boolean subChunks) {
         this.device = device;
-        this.intra = module.function("kda_chunk_intra");
+        this.intra = module.function(subChunks ? "kda_chunk_intra_sub" : "kda_chunk_intra");
+        this.intraShared = subChunks ? INTRA_SUB_SHARED : INTRA_SHARED;
         this.sweep = module.function("kda_chunk_sweep");
         device.makeCurrent();
-        cuFuncSetAttribute(intra, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, INTRA_SHARED);
+        cuFuncSetAttribute(intra, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, intraShared);
         cuFuncSetAttribute(sweep, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, SWEEP_SHARED);
+    }
+
+    private static boolean subChunksFromSetting() {
+        String v = System.getProperty(INTRA_SETTING, System.getenv("KIMI_CUDA_KDA_INTRA"));
+        if (v == null || v.isBlank() || v.trim().equals("exact")) {
+            return false;
+        }
+        if (v.trim().equals("sub")) {
+            return true;
+        }
+        throw new IllegalArgumentException(INTRA_SETTING + " / KIMI_CUDA_KDA_INTRA must be exact or sub, got '" + v + "'");
     }
 
     /** Scratch bytes for a plan: T and Aqk of every chunk and head. */
@@ -123,7 +146,7 @@ public final class KdaPrefillKernel {
     /** The first kernel alone (every chunk's T and Aqk); {@link #launch} runs both. */
     void launchIntra(Plan plan, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer g, DeviceBuffer beta, DeviceBuffer scratch) {
         device.makeCurrent();
-        cuLaunchKernel(intra, plan.chunks, heads, 1, 256, 1, 1, INTRA_SHARED, device.stream(),
+        cuLaunchKernel(intra, plan.chunks, heads, 1, 256, 1, 1, intraShared, device.stream(),
                 Pointer.to(Pointer.to(q.pointer()), Pointer.to(k.pointer()), Pointer.to(g.pointer()), Pointer.to(beta.pointer()),
                         Pointer.to(plan.chunkSeq.pointer()), Pointer.to(plan.chunkFirst.pointer()), Pointer.to(plan.seqStart.pointer()),
                         Pointer.to(new int[]{heads}), Pointer.to(scratch.pointer())), null);

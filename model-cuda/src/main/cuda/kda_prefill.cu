@@ -24,22 +24,12 @@
 #define R (KD + 1)              // padded row stride of [C][KD] smem arrays: rows differ by one bank
 #define TILE 32
 
-extern "C" __global__ void __launch_bounds__(256)
-kda_chunk_intra(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ g,
-                const float* __restrict__ beta, const int* __restrict__ chunk_seq, const int* __restrict__ chunk_first,
-                const int* __restrict__ seq_start, int heads, float* __restrict__ A) {
-    extern __shared__ float sh[];
-    float* sk = sh;                          // [C][R]
-    float* sq = sk + C * R;                  // [C][R]
-    float* sg = sq + C * R;                  // [C][R] cumulative log decay
-    __shared__ float sb[C];
-
-    const int chunk = blockIdx.x;
-    const int h = blockIdx.y;
+// A chunk's k, q, g rows [C][R] and beta into shared memory (padding rows zero), then G = the inclusive cumulative
+// sum of g down each channel, in place. Ends with a barrier.
+__device__ __forceinline__ void load_chunk(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ g,
+                                           const float* __restrict__ beta, int first, int len, int heads, int h, float* sk,
+                                           float* sq, float* sg, float* sb) {
     const int tid = threadIdx.x;
-    const int first = chunk_first[chunk];
-    const int len = min(C, seq_start[chunk_seq[chunk] + 1] - first);
-
     for (int i = tid; i < C * KD; i += blockDim.x) {
         const int r = i / KD;
         const int d = i % KD;
@@ -61,43 +51,31 @@ kda_chunk_intra(const float* __restrict__ q, const float* __restrict__ k, const 
         }
     }
     __syncthreads();
+}
 
-    float* out_t = A + ((long) chunk * heads + h) * 2 * C * C;
-    float* out_aqk = out_t + C * C;
-    float* sa = sq;                          // Akk [C][C + 1] reuses q's rows once Aqk is out
-    float akk_mine[C * C / 256];            // blockDim.x == 256: element p = tid + 256 n
-#pragma unroll
-    for (int n = 0; n < C * C / 256; n++) {
-        const int p = tid + 256 * n;
-        const int r = p / C;
-        const int j = p % C;
-        float kk = 0.f;
-        float qk = 0.f;
-        if (j <= r) {
-            const float* kr = sk + r * R;
-            const float* qr = sq + r * R;
-            const float* kj = sk + j * R;
-            const float* gr = sg + r * R;
-            const float* gj = sg + j * R;
+// kk = sum_d k_r[d] exp(G_r[d] - G_j[d]) k_j[d] and qk likewise with q_r, from [C][R] rows in shared memory.
+__device__ __forceinline__ void exact_pair(const float* sk, const float* sq, const float* sg, int r, int j, float* kk, float* qk) {
+    const float* kr = sk + r * R;
+    const float* qr = sq + r * R;
+    const float* kj = sk + j * R;
+    const float* gr = sg + r * R;
+    const float* gj = sg + j * R;
+    float a = 0.f;
+    float b = 0.f;
 #pragma unroll 8
-            for (int d = 0; d < KD; d++) {
-                const float e = __expf(gr[d] - gj[d]) * kj[d];
-                kk = fmaf(kr[d], e, kk);
-                qk = fmaf(qr[d], e, qk);
-            }
-        }
-        akk_mine[n] = j < r ? sb[r] * kk : 0.f;
-        out_aqk[p] = qk;
+    for (int d = 0; d < KD; d++) {
+        const float e = __expf(gr[d] - gj[d]) * kj[d];
+        a = fmaf(kr[d], e, a);
+        b = fmaf(qr[d], e, b);
     }
-    __syncthreads();                         // every thread is done reading sq
-#pragma unroll
-    for (int n = 0; n < C * C / 256; n++) {
-        const int p = tid + 256 * n;
-        sa[(p / C) * (C + 1) + p % C] = akk_mine[n];
-    }
-    __syncthreads();
-    // T = (I + Akk)^-1: column c solves (I + Akk) t = e_c; T[r][c] = -sum_{c <= j < r} Akk[r][j] T[j][c].
-    float* st = sk;                          // T [C][C + 1] reuses k's rows
+    *kk = a;
+    *qk = b;
+}
+
+// T = (I + Akk)^-1 from Akk [C][C + 1] (only its strictly lower part is read) into st [C][C + 1], then to out_t [C][C]:
+// column c solves (I + Akk) t = e_c; T[r][c] = -sum_{c <= j < r} Akk[r][j] T[j][c].
+__device__ __forceinline__ void solve_and_store_t(const float* sa, float* st, float* __restrict__ out_t) {
+    const int tid = threadIdx.x;
     if (tid < C) {
         const int c = tid;
         for (int r = 0; r < C; r++) {
@@ -116,6 +94,51 @@ kda_chunk_intra(const float* __restrict__ q, const float* __restrict__ k, const 
     }
 }
 
+extern "C" __global__ void __launch_bounds__(256)
+kda_chunk_intra(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ g,
+                const float* __restrict__ beta, const int* __restrict__ chunk_seq, const int* __restrict__ chunk_first,
+                const int* __restrict__ seq_start, int heads, float* __restrict__ A) {
+    extern __shared__ float sh[];
+    float* sk = sh;                          // [C][R]
+    float* sq = sk + C * R;                  // [C][R]
+    float* sg = sq + C * R;                  // [C][R] cumulative log decay
+    __shared__ float sb[C];
+
+    const int chunk = blockIdx.x;
+    const int h = blockIdx.y;
+    const int tid = threadIdx.x;
+    const int first = chunk_first[chunk];
+    const int len = min(C, seq_start[chunk_seq[chunk] + 1] - first);
+
+    load_chunk(q, k, g, beta, first, len, heads, h, sk, sq, sg, sb);
+
+    float* out_t = A + ((long) chunk * heads + h) * 2 * C * C;
+    float* out_aqk = out_t + C * C;
+    float* sa = sq;                          // Akk [C][C + 1] reuses q's rows once Aqk is out
+    float akk_mine[C * C / 256];            // blockDim.x == 256: element p = tid + 256 n
+#pragma unroll
+    for (int n = 0; n < C * C / 256; n++) {
+        const int p = tid + 256 * n;
+        const int r = p / C;
+        const int j = p % C;
+        float kk = 0.f;
+        float qk = 0.f;
+        if (j <= r) {
+            exact_pair(sk, sq, sg, r, j, &kk, &qk);
+        }
+        akk_mine[n] = j < r ? sb[r] * kk : 0.f;
+        out_aqk[p] = qk;
+    }
+    __syncthreads();                         // every thread is done reading sq
+#pragma unroll
+    for (int n = 0; n < C * C / 256; n++) {
+        const int p = tid + 256 * n;
+        sa[(p / C) * (C + 1) + p % C] = akk_mine[n];
+    }
+    __syncthreads();
+    solve_and_store_t(sa, sk, out_t);        // T reuses k's rows
+}
+
 // kda_chunk_intra_sub: the same T and Aqk, with 16-row sub-chunks (spec 4.6 option 2). Pairs inside a sub-chunk (the
 // four diagonal blocks) keep the exact pairwise decays above. A pair across sub-chunks (j in an earlier sub-chunk than
 // r) goes through the anchor a = the first row of r's sub-chunk: e^(G_r - G_j) = e^(G_r - G_a) e^(G_a - G_j), both
@@ -128,6 +151,18 @@ kda_chunk_intra(const float* __restrict__ q, const float* __restrict__ k, const 
 
 __device__ __forceinline__ int anchor_rows_offset(int s) {   // first scaled-k row of sub-chunk s's anchor (s = 1, 2, 3)
     return SUB * s * (s - 1) / 2;
+}
+
+// Pair idx of the diagonal blocks' 4 x 136 (j <= r inside one sub-chunk): sub-chunk idx / 136, then row-major over
+// the lower triangle.
+__device__ __forceinline__ void diagonal_pair(int idx, int* r, int* j) {
+    const int s = idx / (SUB * (SUB + 1) / 2);
+    const int t = idx % (SUB * (SUB + 1) / 2);
+    int rl = (int) ((sqrtf(8.f * t + 1.f) - 1.f) * 0.5f);
+    rl += (rl + 1) * (rl + 2) / 2 <= t ? 1 : 0;
+    rl -= rl * (rl + 1) / 2 > t ? 1 : 0;
+    *r = SUB * s + rl;
+    *j = SUB * s + t - rl * (rl + 1) / 2;
 }
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -149,32 +184,12 @@ kda_chunk_intra_sub(const float* __restrict__ q, const float* __restrict__ k, co
     float* out_t = A + ((long) chunk * heads + h) * 2 * C * C;
     float* out_aqk = out_t + C * C;
 
-    for (int i = tid; i < C * KD; i += blockDim.x) {
-        const int r = i / KD;
-        const int d = i % KD;
-        const bool real = r < len;
-        const long at = ((long) (first + r) * heads + h) * KD + d;
-        sk[r * R + d] = real ? k[at] : 0.f;
-        sq[r * R + d] = real ? q[at] : 0.f;
-        sg[r * R + d] = real ? g[at] : 0.f;
-    }
-    if (tid < C) {
-        sb[tid] = tid < len ? beta[(long) (first + tid) * heads + h] : 0.f;
-    }
     for (int p = tid; p < C * C; p += blockDim.x) {          // Aqk above the diagonal
         if (p % C > p / C) {
             out_aqk[p] = 0.f;
         }
     }
-    __syncthreads();
-    if (tid < KD) {                          // inclusive cumulative sum down each channel
-        float acc = 0.f;
-        for (int r = 0; r < C; r++) {
-            acc += sg[r * R + tid];
-            sg[r * R + tid] = acc;
-        }
-    }
-    __syncthreads();
+    load_chunk(q, k, g, beta, first, len, heads, h, sk, sq, sg, sb);
 
     // Diagonal blocks, exact: pair t of a sub-chunk's 136 (j <= r), thread tid takes pairs tid, tid + 256, ...
     constexpr int DIAG = 4 * SUB * (SUB + 1) / 2;
@@ -184,26 +199,11 @@ kda_chunk_intra_sub(const float* __restrict__ q, const float* __restrict__ k, co
         const int idx = tid + 256 * n;
         akk_diag[n] = 0.f;
         if (idx < DIAG) {
-            const int s = idx / (SUB * (SUB + 1) / 2);
-            const int t = idx % (SUB * (SUB + 1) / 2);
-            int rl = (int) ((sqrtf(8.f * t + 1.f) - 1.f) * 0.5f);
-            rl += (rl + 1) * (rl + 2) / 2 <= t ? 1 : 0;
-            rl -= rl * (rl + 1) / 2 > t ? 1 : 0;
-            const int r = SUB * s + rl;
-            const int j = SUB * s + t - rl * (rl + 1) / 2;
-            const float* kr = sk + r * R;
-            const float* qr = sq + r * R;
-            const float* kj = sk + j * R;
-            const float* gr = sg + r * R;
-            const float* gj = sg + j * R;
+            int r, j;
+            diagonal_pair(idx, &r, &j);
             float kk = 0.f;
             float qk = 0.f;
-#pragma unroll 8
-            for (int d = 0; d < KD; d++) {
-                const float e = __expf(gr[d] - gj[d]) * kj[d];
-                kk = fmaf(kr[d], e, kk);
-                qk = fmaf(qr[d], e, qk);
-            }
+            exact_pair(sk, sq, sg, r, j, &kk, &qk);
             akk_diag[n] = j < r ? sb[r] * kk : 0.f;
             out_aqk[r * C + j] = qk;
         }
@@ -232,13 +232,8 @@ kda_chunk_intra_sub(const float* __restrict__ q, const float* __restrict__ k, co
     for (int n = 0; n < (DIAG + 255) / 256; n++) {
         const int idx = tid + 256 * n;
         if (idx < DIAG) {
-            const int s = idx / (SUB * (SUB + 1) / 2);
-            const int t = idx % (SUB * (SUB + 1) / 2);
-            int rl = (int) ((sqrtf(8.f * t + 1.f) - 1.f) * 0.5f);
-            rl += (rl + 1) * (rl + 2) / 2 <= t ? 1 : 0;
-            rl -= rl * (rl + 1) / 2 > t ? 1 : 0;
-            const int r = SUB * s + rl;
-            const int j = SUB * s + t - rl * (rl + 1) / 2;
+            int r, j;
+            diagonal_pair(idx, &r, &j);
             sa[r * (C + 1) + j] = akk_diag[n];
         }
     }
@@ -276,24 +271,7 @@ kda_chunk_intra_sub(const float* __restrict__ q, const float* __restrict__ k, co
         }
     }
     __syncthreads();
-    // T = (I + Akk)^-1, as in kda_chunk_intra (only Akk's strictly lower part is read).
-    float* st = sk;                          // T [C][C + 1] reuses k's rows
-    if (tid < C) {
-        const int c = tid;
-        for (int r = 0; r < C; r++) {
-            float acc = r == c ? 1.f : 0.f;
-            if (r > c) {
-                for (int j = c; j < r; j++) {
-                    acc = fmaf(-sa[r * (C + 1) + j], st[j * (C + 1) + c], acc);
-                }
-            }
-            st[r * (C + 1) + c] = acc;
-        }
-    }
-    __syncthreads();
-    for (int p = tid; p < C * C; p += blockDim.x) {
-        out_t[p] = st[(p / C) * (C + 1) + p % C];
-    }
+    solve_and_store_t(sa, sk, out_t);        // T reuses k's rows
 }
 
 // Thread tiles of the sweep (256 threads): the [64 x 32] products (rhs, N, O) as 4 rows x 2 columns per thread

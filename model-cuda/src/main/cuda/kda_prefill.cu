@@ -19,6 +19,8 @@
 // sequence's first chunk; A [chunks][H][2][64][64] fp32 scratch (T, then Aqk); states [slots][H][128][128] with slots [B].
 // A partial last chunk is padded with k = v = 0, beta = 0, g = 0 (spec 4.4): the padding changes nothing.
 
+#include <stdint.h>
+
 #define KD 128
 #define C 64
 #define R (KD + 1)              // padded row stride of [C][KD] smem arrays: rows differ by one bank
@@ -309,6 +311,81 @@ __device__ __forceinline__ void lower_times(const float* L, const float* X, int 
     }
 }
 
+// A chunk's inputs to the sweep, in shared memory: G_last and e^G_last [KD], beta [C], q e^G, k e^G and
+// k e^(G_last - G) as [C][RA] (the gates staged in k e^(G_last - G)'s rows first), T [C][lda] from the intra kernel's
+// scratch; Aqk comes back in aqk_next (element tid + 256 n), fetched now and stored after the solve. Ends with a
+// barrier. 256 threads.
+__device__ __forceinline__ void sweep_chunk_inputs(const float* __restrict__ q, const float* __restrict__ k,
+                                                   const float* __restrict__ g, const float* __restrict__ beta,
+                                                   const float* __restrict__ A, int first, int len, int chunk, int heads,
+                                                   int h, float* sqe, float* ske, float* sk2, float* sa, int lda,
+                                                   float* sgl, float* sglraw, float* sbeta, float aqk_next[C * C / 256]) {
+    const int tid = threadIdx.x;
+    {                                                       // the chunk's gates, all loads in flight at once
+        float gv[C * KD / 256];
+#pragma unroll
+        for (int n = 0; n < C * KD / 256; n++) {
+            const int i = tid + 256 * n;
+            const int r = i / KD;
+            gv[n] = r < len ? g[((long) (first + r) * heads + h) * KD + i % KD] : 0.f;
+        }
+#pragma unroll
+        for (int n = 0; n < C * KD / 256; n++) {
+            const int i = tid + 256 * n;
+            sk2[(i / KD) * RA + i % KD] = gv[n];
+        }
+    }
+    __syncthreads();
+    if (tid < KD) {                          // cumulative decay per channel, in place (kept in sk2 for a moment)
+        const int d = tid;
+        float acc = 0.f;
+        for (int r = 0; r < C; r++) {
+            acc += sk2[r * RA + d];
+            sk2[r * RA + d] = acc;
+        }
+        sgl[d] = __expf(acc);
+        sglraw[d] = acc;
+    }
+    if (tid < C) {
+        sbeta[tid] = tid < len ? beta[(long) (first + tid) * heads + h] : 0.f;
+    }
+    __syncthreads();
+    {                                                       // q, k: loads first (16 + 16 per thread), then decays
+        float qv[C * KD / 512];
+        float kv[C * KD / 512];
+#pragma unroll
+        for (int half = 0; half < 2; half++) {
+#pragma unroll
+            for (int n = 0; n < C * KD / 512; n++) {
+                const int i = tid + 256 * (n + half * (C * KD / 512));
+                const int r = i / KD;
+                const long at = ((long) (first + r) * heads + h) * KD + i % KD;
+                qv[n] = r < len ? q[at] : 0.f;
+                kv[n] = r < len ? k[at] : 0.f;
+            }
+#pragma unroll
+            for (int n = 0; n < C * KD / 512; n++) {
+                const int i = tid + 256 * (n + half * (C * KD / 512));
+                const int r = i / KD;
+                const int d = i % KD;
+                const float gr = sk2[r * RA + d];
+                const float er = __expf(gr);
+                sqe[r * RA + d] = qv[n] * er;
+                ske[r * RA + d] = kv[n] * er;
+                sk2[r * RA + d] = kv[n] * __expf(sglraw[d] - gr);
+            }
+        }
+    }
+    const float* tq = A + ((long) chunk * heads + h) * 2 * C * C;      // T, then Aqk
+#pragma unroll
+    for (int n = 0; n < C * C / 256; n++) {
+        const int i = tid + 256 * n;
+        sa[(i / C) * lda + i % C] = tq[i];
+        aqk_next[n] = tq[C * C + i];
+    }
+    __syncthreads();
+}
+
 extern "C" __global__ void __launch_bounds__(256)
 kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                 const float* __restrict__ g, const float* __restrict__ beta, const int* __restrict__ seq_start,
@@ -346,70 +423,8 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
     for (int first = start; first < end; first += C, chunk++) {
         const int len = min(C, end - first);
         __syncthreads();                     // the previous chunk is done with every buffer
-        {                                                       // the chunk's gates, all loads in flight at once
-            float gv[C * KD / 256];
-#pragma unroll
-            for (int n = 0; n < C * KD / 256; n++) {
-                const int i = tid + 256 * n;
-                const int r = i / KD;
-                gv[n] = r < len ? g[((long) (first + r) * heads + h) * KD + i % KD] : 0.f;
-            }
-#pragma unroll
-            for (int n = 0; n < C * KD / 256; n++) {
-                const int i = tid + 256 * n;
-                sk2[(i / KD) * RA + i % KD] = gv[n];
-            }
-        }
-        __syncthreads();
-        if (tid < KD) {                      // cumulative decay per channel, in place (kept in sk2 for a moment)
-            const int d = tid;
-            float acc = 0.f;
-            for (int r = 0; r < C; r++) {
-                acc += sk2[r * RA + d];
-                sk2[r * RA + d] = acc;
-            }
-            sgl[d] = __expf(acc);
-            sglraw[d] = acc;
-        }
-        if (tid < C) {
-            sbeta[tid] = tid < len ? beta[(long) (first + tid) * heads + h] : 0.f;
-        }
-        __syncthreads();
-        {                                                       // q, k: loads first (16 + 16 per thread), then decays
-            float qv[C * KD / 512];
-            float kv[C * KD / 512];
-#pragma unroll
-            for (int half = 0; half < 2; half++) {
-#pragma unroll
-                for (int n = 0; n < C * KD / 512; n++) {
-                    const int i = tid + 256 * (n + half * (C * KD / 512));
-                    const int r = i / KD;
-                    const long at = ((long) (first + r) * heads + h) * KD + i % KD;
-                    qv[n] = r < len ? q[at] : 0.f;
-                    kv[n] = r < len ? k[at] : 0.f;
-                }
-#pragma unroll
-                for (int n = 0; n < C * KD / 512; n++) {
-                    const int i = tid + 256 * (n + half * (C * KD / 512));
-                    const int r = i / KD;
-                    const int d = i % KD;
-                    const float gr = sk2[r * RA + d];
-                    const float er = __expf(gr);
-                    sqe[r * RA + d] = qv[n] * er;
-                    ske[r * RA + d] = kv[n] * er;
-                    sk2[r * RA + d] = kv[n] * __expf(sglraw[d] - gr);
-                }
-            }
-        }
-        const float* tq = A + ((long) chunk * heads + h) * 2 * C * C;      // T, then Aqk
         float aqk_next[C * C / 256];                            // Aqk is fetched now, stored after the solve
-#pragma unroll
-        for (int n = 0; n < C * C / 256; n++) {
-            const int i = tid + 256 * n;
-            sa[(i / C) * (C + 1) + i % C] = tq[i];
-            aqk_next[n] = tq[C * C + i];
-        }
-        __syncthreads();
+        sweep_chunk_inputs(q, k, g, beta, A, first, len, chunk, heads, h, sqe, ske, sk2, sa, C + 1, sgl, sglraw, sbeta, aqk_next);
 
         // rhs = beta (v - (k e^G) S)
         {
@@ -491,5 +506,180 @@ kda_chunk_sweep(const float* __restrict__ q, const float* __restrict__ k, const 
     __syncthreads();
     for (int i = tid; i < KD * TILE; i += blockDim.x) {
         state[(long) (i / TILE) * KD + i % TILE] = sS[i];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// kda_chunk_sweep_tc: kda_chunk_sweep with its four products on tensor cores (mma.sync m16n8k8 TF32, each operand
+// split into hi + lo TF32 parts and the three significant partial products summed, "3xTF32": close to fp32).
+// Products of [64 x 32] (rhs, N, O): warp w owns rows 16 (w / 2) .., columns 16 (w % 2) .. (two 8-wide n-tiles); the
+// state update [128 x 32]: warp w owns state rows 16 w .. and all 32 columns (four n-tiles). Strides are padded so
+// that a fragment's 32 loads fall in 32 different banks: the state and N/rhs rows 40 floats, T/Aqk rows 68.
+// ---------------------------------------------------------------------------------------------------------------
+#define SS 40                   // row stride of the [KD][TILE] state in shared memory
+#define NT_STRIDE 40            // row stride of N and rhs [C][TILE]
+#define LDA 68                  // row stride of T / Aqk [C][C]
+
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+    return r;
+}
+
+__device__ __forceinline__ void mma_tf32(float* d, const uint32_t a[4], const uint32_t b[2]) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// acc[nt] (a 16 x 8 C fragment per n-tile) += A[16 x 8 ks] . B[8 ks x 8 NT] for k-steps [ks0, ks1), with A(m, k) =
+// pa[m * sam + k * sak] and B(k, n) = pb[k * sbk + n]. Fragments (PTX m16n8k8 .tf32): lane = 4 g + t; A: (g, t),
+// (g + 8, t), (g, t + 4), (g + 8, t + 4); B: (t, g), (t + 4, g); C: (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
+template <int NT>
+__device__ __forceinline__ void warp_mma_3xtf32(float acc[NT][4], const float* pa, int sam, int sak, const float* pb, int sbk,
+                                                int ks0, int ks1) {
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    for (int ks = ks0; ks < ks1; ks++) {
+        const int k0 = 8 * ks;
+        const float av[4] = {pa[g * sam + (k0 + t) * sak], pa[(g + 8) * sam + (k0 + t) * sak], pa[g * sam + (k0 + t + 4) * sak],
+                             pa[(g + 8) * sam + (k0 + t + 4) * sak]};
+        uint32_t ahi[4], alo[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            ahi[i] = to_tf32(av[i]);
+            alo[i] = to_tf32(av[i] - __uint_as_float(ahi[i]));
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            const float bv[2] = {pb[(k0 + t) * sbk + 8 * nt + g], pb[(k0 + t + 4) * sbk + 8 * nt + g]};
+            uint32_t bhi[2], blo[2];
+#pragma unroll
+            for (int i = 0; i < 2; i++) {
+                bhi[i] = to_tf32(bv[i]);
+                blo[i] = to_tf32(bv[i] - __uint_as_float(bhi[i]));
+            }
+            mma_tf32(acc[nt], alo, bhi);     // the small terms first
+            mma_tf32(acc[nt], ahi, blo);
+            mma_tf32(acc[nt], ahi, bhi);
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+kda_chunk_sweep_tc(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+                   const float* __restrict__ g, const float* __restrict__ beta, const int* __restrict__ seq_start,
+                   const int* __restrict__ seq_chunk0, const float* __restrict__ A, const int* __restrict__ slots,
+                   float* __restrict__ states, float* __restrict__ o, int heads) {
+    extern __shared__ __align__(16) float sh[];
+    float* sS = sh;                          // [KD][SS] state columns
+    float* sqe = sS + KD * SS;               // [C][RA] q . e^G
+    float* ske = sqe + C * RA;               // [C][RA] k . e^G
+    float* sk2 = ske + C * RA;               // [C][RA] k . e^(G_last - G)
+    float* sa = sk2 + C * RA;                // [C][LDA] T, then Aqk
+    float* sn = sa + C * LDA;                // [C][NT_STRIDE] N
+    float* srhs = sn + C * NT_STRIDE;        // [C][NT_STRIDE]
+    float* sgl = srhs + C * NT_STRIDE;       // [KD] e^G_last
+    float* sglraw = sgl + KD;                // [KD] G_last
+    float* sbeta = sglraw + KD;              // [C]
+
+    const int h = blockIdx.y;
+    const int b = blockIdx.z;
+    const int tid = threadIdx.x;
+    const int warp = tid >> 5;
+    const int lane = tid & 31;
+    const int fg = lane >> 2;                // fragment row group
+    const int ft = lane & 3;                 // fragment thread in group
+    const int col0 = blockIdx.x * TILE;
+    const int start = seq_start[b];
+    const int end = seq_start[b + 1];
+    const int mt = warp / 2;                 // [64 x 32] products: rows 16 mt .., columns 16 nh ..
+    const int nh = warp % 2;
+    float* state = states + ((long) slots[b] * heads + h) * KD * KD + col0;
+
+    for (int i = tid; i < KD * TILE; i += blockDim.x) {
+        sS[(i / TILE) * SS + i % TILE] = state[(long) (i / TILE) * KD + i % TILE];
+    }
+    int chunk = seq_chunk0[b];
+    for (int first = start; first < end; first += C, chunk++) {
+        const int len = min(C, end - first);
+        __syncthreads();                     // the previous chunk is done with every buffer
+        float aqk_next[C * C / 256];
+        sweep_chunk_inputs(q, k, g, beta, A, first, len, chunk, heads, h, sqe, ske, sk2, sa, LDA, sgl, sglraw, sbeta, aqk_next);
+
+        // rhs = beta (v - (k e^G) S)
+        {
+            float acc[2][4] = {};
+            warp_mma_3xtf32<2>(acc, ske + 16 * mt * RA, RA, 1, sS + 16 * nh, SS, 0, KD / 8);
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int r = 16 * mt + fg + (e >= 2 ? 8 : 0);
+                    const int c = 16 * nh + 8 * nt + 2 * ft + (e & 1);
+                    const float vv = r < len ? v[((long) (first + r) * heads + h) * KD + col0 + c] : 0.f;
+                    srhs[r * NT_STRIDE + c] = sbeta[r] * (vv - acc[nt][e]);
+                }
+            }
+        }
+        __syncthreads();
+        // N = T rhs (T is zero above its diagonal: k-steps past the warp's rows are skipped)
+        {
+            float acc[2][4] = {};
+            warp_mma_3xtf32<2>(acc, sa + 16 * mt * LDA, LDA, 1, srhs + 16 * nh, NT_STRIDE, 0, 2 * (mt + 1));
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int r = 16 * mt + fg + (e >= 2 ? 8 : 0);
+                    const int c = 16 * nh + 8 * nt + 2 * ft + (e & 1);
+                    sn[r * NT_STRIDE + c] = acc[nt][e];
+                }
+            }
+        }
+        __syncthreads();
+#pragma unroll
+        for (int n = 0; n < C * C / 256; n++) {                 // Aqk replaces T
+            const int i = tid + 256 * n;
+            sa[(i / C) * LDA + i % C] = aqk_next[n];
+        }
+        __syncthreads();
+        // O = (q e^G) S + Aqk N
+        {
+            float acc[2][4] = {};
+            warp_mma_3xtf32<2>(acc, sqe + 16 * mt * RA, RA, 1, sS + 16 * nh, SS, 0, KD / 8);
+            warp_mma_3xtf32<2>(acc, sa + 16 * mt * LDA, LDA, 1, sn + 16 * nh, NT_STRIDE, 0, 2 * (mt + 1));
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int r = 16 * mt + fg + (e >= 2 ? 8 : 0);
+                    const int c = 16 * nh + 8 * nt + 2 * ft + (e & 1);
+                    if (r < len) {
+                        o[((long) (first + r) * heads + h) * KD + col0 + c] = acc[nt][e];
+                    }
+                }
+            }
+        }
+        __syncthreads();                     // every warp has read S for O
+        // S <- e^G_last . S + (k e^(G_last - G))^T N: A(d, r) = k2[r][d], state rows 16 warp ..
+        {
+            float acc[4][4] = {};
+            warp_mma_3xtf32<4>(acc, sk2 + 16 * warp, 1, RA, sn, NT_STRIDE, 0, C / 8);
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int d = 16 * warp + fg + (e >= 2 ? 8 : 0);
+                    const int c = 8 * nt + 2 * ft + (e & 1);
+                    sS[d * SS + c] = sgl[d] * sS[d * SS + c] + acc[nt][e];
+                }
+            }
+        }
+    }
+    __syncthreads();
+    for (int i = tid; i < KD * TILE; i += blockDim.x) {
+        state[(long) (i / TILE) * KD + i % TILE] = sS[(i / TILE) * SS + i % TILE];
     }
 }

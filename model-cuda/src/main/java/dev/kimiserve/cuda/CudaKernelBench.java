@@ -71,10 +71,10 @@ public final class CudaKernelBench implements AutoCloseable {
         }
         if (families.contains("kda_prefill")) {
             try (CudaModule prefill = new CudaModule(device, "kda_prefill")) {
-                for (boolean subChunks : new boolean[]{false, true}) {   // the two intra-chunk kernels (kimi.cuda.kda-intra)
-                    KdaPrefillKernel kernel = new KdaPrefillKernel(device, prefill, subChunks);
+                for (String[] form : new String[][]{{"exact", "fp32"}, {"sub", "fp32"}, {"sub", "tc"}}) {   // kimi.cuda.kda-intra / -sweep
+                    KdaPrefillKernel kernel = new KdaPrefillKernel(device, prefill, form[0].equals("sub"), form[1].equals("tc"));
                     for (int t : new int[]{1024, 4096, 16384, 65536}) {
-                        kdaPrefill(kernel, subChunks ? "sub" : "exact", t, 32);
+                        kdaPrefill(kernel, form[0], form[1], t, 32);
                     }
                 }
             }
@@ -361,8 +361,8 @@ public final class CudaKernelBench implements AutoCloseable {
         }
     }
 
-    /** Chunked KDA prefill of one sequence of {@code tokens} (H heads, K = V = 128), both kernels, from a zero state; {@code intra} labels the intra-chunk kernel. */
-    public void kdaPrefill(KdaPrefillKernel kernel, String intra, int tokens, int heads) {
+    /** Chunked KDA prefill of one sequence of {@code tokens} (H heads, K = V = 128), both kernels, from a zero state; {@code intra} and {@code sweep} label the kernels. */
+    public void kdaPrefill(KdaPrefillKernel kernel, String intra, String sweep, int tokens, int heads) {
         int d = KdaPrefillKernel.HEAD_DIM;
         SplittableRandom rnd = new SplittableRandom(tokens);
         int n = tokens * heads;
@@ -380,8 +380,8 @@ public final class CudaKernelBench implements AutoCloseable {
                 states.fill(0f);
                 kernel.launch(plan, heads, q, k, v, g, beta, slots, states, scratch, out);
             });
-            emit("kda_prefill", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d,\"head_dim\":%d,\"intra\":\"%s\",\"tokens_per_s\":%.4g", tokens,
-                    heads, d, intra, tokens / (us * 1e-6)), us, 4.0 * 5 * n * d, (6.0 * d * d + 3.0 * 64 * d + 64.0 * 64) * 2 * n);
+            emit("kda_prefill", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d,\"head_dim\":%d,\"intra\":\"%s\",\"sweep\":\"%s\",\"tokens_per_s\":%.4g",
+                    tokens, heads, d, intra, sweep, tokens / (us * 1e-6)), us, 4.0 * 5 * n * d, (6.0 * d * d + 3.0 * 64 * d + 64.0 * 64) * 2 * n);
             double intraUs = time(() -> kernel.launchIntra(plan, heads, q, k, g, beta, scratch));
             emit("kda_prefill_intra", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d,\"intra\":\"%s\"", tokens, heads, intra), intraUs,
                     4.0 * 3 * n * d + 4.0 * 2 * plan.chunks() * heads * 64 * 64, 0);

@@ -32,10 +32,15 @@ public final class KdaPrefillKernel {
     /** The setting that picks the intra-chunk kernel: {@code exact} (every pair's decays) or {@code sub} (16-row sub-chunks). */
     static final String INTRA_SETTING = "kimi.cuda.kda-intra";
     private static final int SWEEP_SHARED = 4 * (HEAD_DIM * 32 + 3 * CHUNK * 132 + CHUNK * (CHUNK + 1) + 2 * CHUNK * 36 + 2 * HEAD_DIM + CHUNK);
+    /** kda_chunk_sweep_tc: the same arrays with padded strides (state 40, T/Aqk 68, N/rhs 40). */
+    private static final int SWEEP_TC_SHARED = 4 * (HEAD_DIM * 40 + 3 * CHUNK * 132 + CHUNK * 68 + 2 * CHUNK * 40 + 2 * HEAD_DIM + CHUNK);
+    /** The setting that picks the sweep: {@code fp32} (CUDA cores) or {@code tc} (tensor cores, 3xTF32). */
+    static final String SWEEP_SETTING = "kimi.cuda.kda-sweep";
     private final CudaDevice device;
     private final CUfunction intra;
     private final int intraShared;
     private final CUfunction sweep;
+    private final int sweepShared;
 
     /** The chunk bookkeeping of one batch of sequence lengths, on the device. */
     public static final class Plan implements AutoCloseable {
@@ -93,31 +98,39 @@ public final class KdaPrefillKernel {
         }
     }
 
-    /** With the intra-chunk kernel named by {@code kimi.cuda.kda-intra} / {@code KIMI_CUDA_KDA_INTRA} (exact by default). */
+    /**
+     * With the kernels named by {@code kimi.cuda.kda-intra} / {@code KIMI_CUDA_KDA_INTRA} (exact by default) and
+     * {@code kimi.cuda.kda-sweep} / {@code KIMI_CUDA_KDA_SWEEP} (fp32 by default).
+     */
     public KdaPrefillKernel(CudaDevice device, CudaModule module) {
-        this(device, module, subChunksFromSetting());
+        this(device, module, choice(INTRA_SETTING, "KIMI_CUDA_KDA_INTRA", "exact", "sub"), choice(SWEEP_SETTING, "KIMI_CUDA_KDA_SWEEP", "fp32", "tc"));
     }
 
-    /** {@code subChunks}: kda_chunk_intra_sub (exact decays inside 16-row sub-chunks, anchored products across them). */
-    public KdaPrefillKernel(CudaDevice device, CudaModule module, boolean subChunks) {
+    /**
+     * @param subChunks         kda_chunk_intra_sub (exact decays inside 16-row sub-chunks, anchored products across)
+     * @param tensorCoreSweep   kda_chunk_sweep_tc (the sweep's products on tensor cores, 3xTF32)
+     */
+    public KdaPrefillKernel(CudaDevice device, CudaModule module, boolean subChunks, boolean tensorCoreSweep) {
         this.device = device;
         this.intra = module.function(subChunks ? "kda_chunk_intra_sub" : "kda_chunk_intra");
         this.intraShared = subChunks ? INTRA_SUB_SHARED : INTRA_SHARED;
-        this.sweep = module.function("kda_chunk_sweep");
+        this.sweep = module.function(tensorCoreSweep ? "kda_chunk_sweep_tc" : "kda_chunk_sweep");
+        this.sweepShared = tensorCoreSweep ? SWEEP_TC_SHARED : SWEEP_SHARED;
         device.makeCurrent();
         cuFuncSetAttribute(intra, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, intraShared);
-        cuFuncSetAttribute(sweep, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, SWEEP_SHARED);
+        cuFuncSetAttribute(sweep, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, sweepShared);
     }
 
-    private static boolean subChunksFromSetting() {
-        String v = System.getProperty(INTRA_SETTING, System.getenv("KIMI_CUDA_KDA_INTRA"));
-        if (v == null || v.isBlank() || v.trim().equals("exact")) {
+    /** Whether a two-way setting names its {@code other} choice (unset or blank: the {@code usual} one). */
+    private static boolean choice(String property, String env, String usual, String other) {
+        String v = System.getProperty(property, System.getenv(env));
+        if (v == null || v.isBlank() || v.trim().equals(usual)) {
             return false;
         }
-        if (v.trim().equals("sub")) {
+        if (v.trim().equals(other)) {
             return true;
         }
-        throw new IllegalArgumentException(INTRA_SETTING + " / KIMI_CUDA_KDA_INTRA must be exact or sub, got '" + v + "'");
+        throw new IllegalArgumentException(property + " / " + env + " must be " + usual + " or " + other + ", got '" + v + "'");
     }
 
     /** Scratch bytes for a plan: T and Aqk of every chunk and head. */
@@ -156,7 +169,7 @@ public final class KdaPrefillKernel {
     void launchSweep(Plan plan, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,
                      DeviceBuffer slots, DeviceBuffer states, DeviceBuffer scratch, DeviceBuffer out) {
         device.makeCurrent();
-        cuLaunchKernel(sweep, HEAD_DIM / 32, heads, plan.batch, 256, 1, 1, SWEEP_SHARED, device.stream(),
+        cuLaunchKernel(sweep, HEAD_DIM / 32, heads, plan.batch, 256, 1, 1, sweepShared, device.stream(),
                 Pointer.to(Pointer.to(q.pointer()), Pointer.to(k.pointer()), Pointer.to(v.pointer()), Pointer.to(g.pointer()),
                         Pointer.to(beta.pointer()), Pointer.to(plan.seqStart.pointer()), Pointer.to(plan.seqChunk0.pointer()),
                         Pointer.to(scratch.pointer()), Pointer.to(slots.pointer()), Pointer.to(states.pointer()), Pointer.to(out.pointer()),

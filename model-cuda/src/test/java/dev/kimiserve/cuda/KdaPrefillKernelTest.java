@@ -7,7 +7,7 @@ import dev.kimiserve.core.testing.Assertions2;
 import java.util.Arrays;
 import java.util.SplittableRandom;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** Chunked KDA prefill on the GPU against the cpu backend's chunked form, varlen, two calls in a row. */
 class KdaPrefillKernelTest extends GpuTest {
@@ -20,15 +20,16 @@ class KdaPrefillKernelTest extends GpuTest {
 
     /**
      * Lengths 1, 63, 64, 65 and 1000 in one batch (chunk edges and a long one), ordinary and very strong decay, the
-     * state carried into a second call; outputs poisoned; slots outside the batch untouched. Both intra-chunk kernels.
+     * state carried into a second call; outputs poisoned; slots outside the batch untouched. Each intra-chunk kernel
+     * with each sweep.
      */
-    @ParameterizedTest(name = "16-row sub-chunks {0}")
-    @ValueSource(booleans = {false, true})
-    void matchesTheCpuChunkedFormAcrossCalls(boolean subChunks) {
+    @ParameterizedTest(name = "16-row sub-chunks {0}, tensor-core sweep {1}")
+    @CsvSource({"false, false", "true, false", "false, true", "true, true"})
+    void matchesTheCpuChunkedFormAcrossCalls(boolean subChunks, boolean tensorCoreSweep) {
         int[] lengths = {1, 63, 64, 65, 1000};
         int heads = 3;
         int batch = lengths.length;
-        KdaPrefillKernel kernel = new KdaPrefillKernel(device, module("kda_prefill"), subChunks);
+        KdaPrefillKernel kernel = new KdaPrefillKernel(device, module("kda_prefill"), subChunks, tensorCoreSweep);
         for (double decayScale : new double[]{1, 30}) {
             SplittableRandom rnd = new SplittableRandom((long) decayScale);
             int poolSlots = batch + 2;

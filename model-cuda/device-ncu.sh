@@ -5,20 +5,26 @@
 #                                                               ($OUT/ncu-b1.csv; summarise with model-cuda/ncu-summary.py)
 #   BATCH=1 KERNEL=moe_route bash model-cuda/device-ncu.sh      stall reasons and hot source lines of one launch
 #   BASE=1 BATCH=1 bash model-cuda/device-ncu.sh                the same for the jar of device-prepare-base.sh
+#   FAMILY=kda_prefill KERNEL=kda_chunk_sweep SKIP=0 bash ...    stall reasons of one kernel of bench-kernels --only FAMILY
+#                                                               instead of the model (no model is made)
 set -uo pipefail
 out="${OUT:-/tmp/out}"
 mkdir -p "$out"
 source "$(dirname "$0")/device-common.sh"
-model="$(m48_model 8)"
 b="${BATCH:-1}"
 cp="$NEW_CP"
 [[ -n "${BASE:-}" ]] && cp="$BASE_CP"       # BASE=1: the model-cuda jar of device-prepare-base.sh instead of this build's
-app=(/tmp/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=/tmp -cp "$cp"
-     dev.kimiserve.cli.KimiCli bench --backend cuda --model "$model" --mode decode --batch "$b" --prompt-tokens "${PROMPT:-16}"
-     --decode-tokens 64 --repeat 1)
+java=(/tmp/jre/bin/java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Djava.io.tmpdir=/tmp -cp "$cp")
+if [[ -n "${FAMILY:-}" ]]; then
+  app=("${java[@]}" dev.kimiserve.cli.KimiCli bench-kernels --backend cuda --only "$FAMILY" --repeat 3)
+else
+  app=("${java[@]}" dev.kimiserve.cli.KimiCli bench --backend cuda --model "$(m48_model 8)" --mode decode --batch "$b"
+       --prompt-tokens "${PROMPT:-16}" --decode-tokens 64 --repeat 1)
+fi
 if [[ -n "${KERNEL:-}" ]]; then
-  KIMI_CUDA_GRAPHS=0 timeout 300 ncu --clock-control none --target-processes all -k "regex:$KERNEL" --launch-skip 200 --launch-count 1 \
-    --section LaunchStats --section Occupancy --section WarpStateStats --section SourceCounters --section MemoryWorkloadAnalysis \
+  KIMI_CUDA_GRAPHS=0 timeout 300 ncu --clock-control none --target-processes all -k "regex:$KERNEL" --launch-skip "${SKIP:-200}" \
+    --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
+    --section SourceCounters --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
     "${app[@]}" > "$out/ncu-$KERNEL-b$b.txt" 2>&1
   grep -v "^WARNING" "$out/ncu-$KERNEL-b$b.txt" | tail -${TAIL:-60}
 else

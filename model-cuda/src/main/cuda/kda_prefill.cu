@@ -683,3 +683,430 @@ kda_chunk_sweep_tc(const float* __restrict__ q, const float* __restrict__ k, con
         state[(long) (i / TILE) * KD + i % TILE] = sS[(i / TILE) * SS + i % TILE];
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The split form (kimi.cuda.kda-prefill=split), as fla's chunk_kda: three kernels, only the second one sequential.
+//  kda_chunk_prep    grid (chunks, H): Aqk and Akk as kda_chunk_intra_sub, T = (I + Akk)^-1 by 16 x 16 blocks, then
+//                    w = T (beta . k . e^G), u = T (beta . v), kd = k . e^(G_last - G), qg = q . e^G, e^G_last. With
+//                    N = u - w S this is the sweep's N = T beta (v - (k e^G) S), and the per-chunk work left for the
+//                    sequential kernel is two products.
+//  kda_chunk_state   grid (V / 32, H, B): per sequence, head and 32-column state tile, the chunks in order:
+//                    h_c = S (stored), v_new = u - w S (stored over u), S <- e^G_last . S + kd^T v_new; the next
+//                    chunk's w, kd, u and e^G_last stream into a second stage with cp.async meanwhile.
+//  kda_chunk_output  grid (chunks, H, 2): O = qg h_c + Aqk v_new for half of the columns, every chunk at once.
+// All products on tensor cores (3xTF32) except the prep kernel's (register-tiled FMA); everything fp32.
+// Scratch per (chunk, head), floats: Aqk [C][C] (zero above the diagonal), w, u (then v_new), kd, qg [C][KD],
+// e^G_last [KD], h [KD][KD].
+// ---------------------------------------------------------------------------------------------------------------
+#define SPLIT_AQK 0
+#define SPLIT_W (SPLIT_AQK + C * C)
+#define SPLIT_U (SPLIT_W + C * KD)
+#define SPLIT_KD (SPLIT_U + C * KD)
+#define SPLIT_QG (SPLIT_KD + C * KD)
+#define SPLIT_GL (SPLIT_QG + C * KD)
+#define SPLIT_H (SPLIT_GL + KD)
+#define SPLIT_FLOATS (SPLIT_H + KD * KD)       // 53,376: a multiple of 4, so every part is 16-byte aligned
+#define LDT (C + 1)                            // row stride of Akk and T in the prep kernel
+
+// 16 bytes global -> shared without passing through registers (as in mla_decode.cu).
+__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
+    const unsigned s = (unsigned) __cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(s), "l"(src));
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+__device__ __forceinline__ void cp_async_wait_all() {
+    asm volatile("cp.async.wait_group 0;\n" ::);
+}
+
+// T = (I + L)^-1 for the strictly lower Akk = L in sa [C][LDT], into st [C][LDT] (its upper blocks are never written
+// and never read): the four 16 x 16 diagonal blocks by forward substitution (a column per thread, in registers), then
+// T_ij = -T_ii sum_{j <= m < i} L_im T_mj by distance i - j = 1, 2, 3, through X blocks in sx [3][16][17]. 256
+// threads; starts and ends with every thread past a barrier.
+__device__ __forceinline__ void block_inverse(const float* sa, float* st, float* sx) {
+    const int tid = threadIdx.x;
+    if (tid < C) {
+        const int o = SUB * (tid / SUB);
+        const int c = tid % SUB;
+        float col[SUB];                      // column c of T_ii; entries above the diagonal come out 0
+#pragma unroll
+        for (int r = 0; r < SUB; r++) {
+            float acc = r == c ? 1.f : 0.f;
+#pragma unroll
+            for (int j = 0; j < r; j++) {
+                acc = fmaf(-sa[(o + r) * LDT + o + j], col[j], acc);
+            }
+            col[r] = acc;
+        }
+#pragma unroll
+        for (int r = 0; r < SUB; r++) {
+            st[(o + r) * LDT + o + c] = col[r];
+        }
+    }
+    __syncthreads();
+    for (int dist = 1; dist < C / SUB; dist++) {
+        const int blocks = C / SUB - dist;
+        for (int e = tid; e < blocks * SUB * SUB; e += blockDim.x) {    // X = sum_m L_im T_mj
+            const int j = e / (SUB * SUB);
+            const int i = j + dist;
+            const int r = e % (SUB * SUB) / SUB;
+            const int c = e % SUB;
+            float acc = 0.f;
+            for (int m = SUB * j; m < SUB * i; m++) {
+                acc = fmaf(sa[(SUB * i + r) * LDT + m], st[m * LDT + SUB * j + c], acc);
+            }
+            sx[(j * SUB + r) * (SUB + 1) + c] = acc;
+        }
+        __syncthreads();
+        for (int e = tid; e < blocks * SUB * SUB; e += blockDim.x) {    // T_ij = -T_ii X
+            const int j = e / (SUB * SUB);
+            const int i = j + dist;
+            const int r = e % (SUB * SUB) / SUB;
+            const int c = e % SUB;
+            float acc = 0.f;
+            for (int x = 0; x <= r; x++) {
+                acc = fmaf(st[(SUB * i + r) * LDT + SUB * i + x], sx[(j * SUB + x) * (SUB + 1) + c], acc);
+            }
+            st[(SUB * i + r) * LDT + SUB * j + c] = -acc;
+        }
+        __syncthreads();
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+               const float* __restrict__ g, const float* __restrict__ beta, const int* __restrict__ chunk_seq,
+               const int* __restrict__ chunk_first, const int* __restrict__ seq_start, int heads,
+               float* __restrict__ scratch) {
+    extern __shared__ __align__(16) float sh[];
+    float* sk = sh;                          // [C][R] k; then beta k e^G
+    float* sq = sk + C * R;                  // [C][R] q, rows >= SUB scaled by e^(G_r - G_a); then beta v
+    float* sg = sq + C * R;                  // [C][R] cumulative log decay G
+    float* sx = sg + C * R;                  // [SUB_ROWS][R] the anchors' scaled k rows; then Akk and T [C][LDT]
+    float* sks = sx + SUB_ROWS * R;          // [C - SUB][R] k rows >= SUB scaled by e^(G_r - G_a); then X blocks
+    __shared__ float sb[C];
+
+    const int chunk = blockIdx.x;
+    const int h = blockIdx.y;
+    const int tid = threadIdx.x;
+    const int first = chunk_first[chunk];
+    const int len = min(C, seq_start[chunk_seq[chunk] + 1] - first);
+    float* base = scratch + ((long) chunk * heads + h) * SPLIT_FLOATS;
+    float* out_aqk = base + SPLIT_AQK;
+
+    for (int p = tid; p < C * C; p += blockDim.x) {          // Aqk above the diagonal
+        if (p % C > p / C) {
+            out_aqk[p] = 0.f;
+        }
+    }
+    load_chunk(q, k, g, beta, first, len, heads, h, sk, sq, sg, sb);
+
+    // Diagonal blocks, exact (as kda_chunk_intra_sub).
+    constexpr int DIAG = 4 * SUB * (SUB + 1) / 2;
+    float akk_diag[(DIAG + 255) / 256];
+#pragma unroll
+    for (int n = 0; n < (DIAG + 255) / 256; n++) {
+        const int idx = tid + 256 * n;
+        akk_diag[n] = 0.f;
+        if (idx < DIAG) {
+            int r, j;
+            diagonal_pair(idx, &r, &j);
+            float kk = 0.f;
+            float qk = 0.f;
+            exact_pair(sk, sq, sg, r, j, &kk, &qk);
+            akk_diag[n] = j < r ? sb[r] * kk : 0.f;
+            out_aqk[r * C + j] = qk;
+        }
+    }
+    // The anchors' scaled k rows; per element of the chunk kd and qg to the scratch and the scaled k rows >= SUB.
+    for (int i = tid; i < SUB_ROWS * KD; i += blockDim.x) {
+        const int x = i / KD;
+        const int d = i % KD;
+        const int s = x < SUB ? 1 : x < 3 * SUB ? 2 : 3;
+        const int j = x - anchor_rows_offset(s);
+        sx[x * R + d] = sk[j * R + d] * __expf(sg[SUB * s * R + d] - sg[j * R + d]);
+    }
+    const float* glast = sg + (C - 1) * R;
+    for (int i = tid; i < C * KD; i += blockDim.x) {
+        const int r = i / KD;
+        const int d = i % KD;
+        const float gr = sg[r * R + d];
+        const float kr = sk[r * R + d];
+        base[SPLIT_KD + i] = kr * __expf(glast[d] - gr);
+        base[SPLIT_QG + i] = sq[r * R + d] * __expf(gr);
+        if (r >= SUB) {
+            sks[(r - SUB) * R + d] = kr * __expf(gr - sg[(r / SUB * SUB) * R + d]);
+        }
+    }
+    if (tid < KD) {
+        base[SPLIT_GL + tid] = __expf(glast[tid]);
+    }
+    __syncthreads();                         // every diagonal pair has read raw q
+    for (int i = tid; i < (C - SUB) * KD; i += blockDim.x) {
+        const int r = SUB + i / KD;
+        const int d = i % KD;
+        sq[r * R + d] *= __expf(sg[r * R + d] - sg[(r / SUB * SUB) * R + d]);
+    }
+    __syncthreads();
+    // Off-diagonal blocks (as kda_chunk_intra_sub): a thread's tile is 2 rows r x 4 columns j < 16 s.
+    float kk[2][4] = {};
+    int r0 = 0;
+    int j0 = 0;
+    if (tid < 192) {
+        const int s = tid < 32 ? 1 : tid < 96 ? 2 : 3;
+        const int t = tid - (s == 1 ? 0 : s == 2 ? 32 : 96);
+        const int quads = 4 * s;
+        r0 = SUB * s + 2 * (t / quads);
+        j0 = 4 * (t % quads);
+        const float* x0 = sx + (anchor_rows_offset(s) + j0) * R;
+        float qk[2][4] = {};
+#pragma unroll 4
+        for (int d = 0; d < KD; d++) {
+            const float q0 = sq[r0 * R + d], q1 = sq[(r0 + 1) * R + d];
+            const float k0 = sks[(r0 - SUB) * R + d], k1 = sks[(r0 + 1 - SUB) * R + d];
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const float xj = x0[c * R + d];
+                qk[0][c] = fmaf(q0, xj, qk[0][c]);
+                qk[1][c] = fmaf(q1, xj, qk[1][c]);
+                kk[0][c] = fmaf(k0, xj, kk[0][c]);
+                kk[1][c] = fmaf(k1, xj, kk[1][c]);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                out_aqk[(r0 + i) * C + j0 + c] = qk[i][c];
+            }
+        }
+    }
+    __syncthreads();                         // sx, sks and sq are free
+    float* sa = sx;                          // Akk [C][LDT]
+    float* st = sx + C * LDT;                // T [C][LDT]
+#pragma unroll
+    for (int n = 0; n < (DIAG + 255) / 256; n++) {
+        const int idx = tid + 256 * n;
+        if (idx < DIAG) {
+            int r, j;
+            diagonal_pair(idx, &r, &j);
+            sa[r * LDT + j] = akk_diag[n];
+        }
+    }
+    if (tid < 192) {
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                sa[(r0 + i) * LDT + j0 + c] = sb[r0 + i] * kk[i][c];
+            }
+        }
+    }
+    for (int i = tid; i < C * KD; i += blockDim.x) {         // beta k e^G in place; beta v into q's rows
+        const int r = i / KD;
+        const int d = i % KD;
+        sk[r * R + d] *= sb[r] * __expf(sg[r * R + d]);
+        sq[r * R + d] = r < len ? sb[r] * v[((long) (first + r) * heads + h) * KD + d] : 0.f;
+    }
+    __syncthreads();
+    block_inverse(sa, st, sks);
+
+    // w = T (beta k e^G), u = T (beta v): a thread's rows 4 tr .. 4 tr + 3, columns tc + 16 c (c < 8); T is zero
+    // above its diagonal, so j runs to the tile's last row.
+    const int tr = tid / 16;
+    const int tc = tid % 16;
+    float aw[4][8] = {};
+    float au[4][8] = {};
+    for (int j = 0; j <= 4 * tr + 3; j++) {
+        float t4[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            t4[i] = st[(4 * tr + i) * LDT + j];
+        }
+#pragma unroll
+        for (int c = 0; c < 8; c++) {
+            const float kb = sk[j * R + tc + 16 * c];
+            const float vb = sq[j * R + tc + 16 * c];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                aw[i][c] = fmaf(t4[i], kb, aw[i][c]);
+                au[i][c] = fmaf(t4[i], vb, au[i][c]);
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+#pragma unroll
+        for (int c = 0; c < 8; c++) {
+            base[SPLIT_W + (4 * tr + i) * KD + tc + 16 * c] = aw[i][c];
+            base[SPLIT_U + (4 * tr + i) * KD + tc + 16 * c] = au[i][c];
+        }
+    }
+}
+
+// One stage of kda_chunk_state's inputs: w, kd [C][RA], the u tile [C][NT_STRIDE], e^G_last [KD].
+#define STAGE_KD (C * RA)
+#define STAGE_U (2 * C * RA)
+#define STAGE_GL (STAGE_U + C * NT_STRIDE)
+#define STAGE (STAGE_GL + KD)
+
+__device__ __forceinline__ void state_stage_load(float* stage, const float* base, int col0) {
+    const int tid = threadIdx.x;
+    for (int i = tid; i < C * KD / 4; i += blockDim.x) {
+        const int r = i / (KD / 4);
+        const int c = 4 * (i % (KD / 4));
+        cp_async16(stage + r * RA + c, base + SPLIT_W + r * KD + c);
+        cp_async16(stage + STAGE_KD + r * RA + c, base + SPLIT_KD + r * KD + c);
+    }
+    for (int i = tid; i < C * TILE / 4; i += blockDim.x) {
+        const int r = i / (TILE / 4);
+        const int c = 4 * (i % (TILE / 4));
+        cp_async16(stage + STAGE_U + r * NT_STRIDE + c, base + SPLIT_U + r * KD + col0 + c);
+    }
+    if (tid < KD / 4) {
+        cp_async16(stage + STAGE_GL + 4 * tid, base + SPLIT_GL + 4 * tid);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_chunk0, const int* __restrict__ slots,
+                float* __restrict__ states, float* __restrict__ scratch, int heads) {
+    extern __shared__ __align__(16) float sh[];
+    float* sS = sh;                          // [KD][SS] state columns
+    float* sv = sS + KD * SS;                // [C][NT_STRIDE] v_new
+    float* stages = sv + C * NT_STRIDE;      // 2 x STAGE
+
+    const int h = blockIdx.y;
+    const int b = blockIdx.z;
+    const int tid = threadIdx.x;
+    const int warp = tid >> 5;
+    const int lane = tid & 31;
+    const int fg = lane >> 2;
+    const int ft = lane & 3;
+    const int col0 = blockIdx.x * TILE;
+    const int chunks = (seq_start[b + 1] - seq_start[b] + C - 1) / C;
+    const int chunk0 = seq_chunk0[b];
+    const int mt = warp / 2;                 // v_new [64 x 32]: rows 16 mt .., columns 16 nh ..
+    const int nh = warp % 2;
+    float* state = states + ((long) slots[b] * heads + h) * KD * KD + col0;
+
+    for (int i = tid; i < KD * TILE; i += blockDim.x) {
+        sS[(i / TILE) * SS + i % TILE] = state[(long) (i / TILE) * KD + i % TILE];
+    }
+    state_stage_load(stages, scratch + ((long) chunk0 * heads + h) * SPLIT_FLOATS, col0);
+    cp_async_commit();
+    for (int n = 0; n < chunks; n++) {
+        float* base = scratch + ((long) (chunk0 + n) * heads + h) * SPLIT_FLOATS;
+        const float* stage = stages + (n & 1) * STAGE;
+        cp_async_wait_all();
+        __syncthreads();                     // this chunk's stage has landed; the previous chunk is done with all
+        if (n + 1 < chunks) {
+            state_stage_load(stages + ((n + 1) & 1) * STAGE, base + (long) heads * SPLIT_FLOATS, col0);
+        }
+        cp_async_commit();
+        for (int i = tid; i < KD * TILE; i += blockDim.x) {     // h_c = S
+            base[SPLIT_H + (i / TILE) * KD + col0 + i % TILE] = sS[(i / TILE) * SS + i % TILE];
+        }
+        // v_new = u - w S
+        {
+            float acc[2][4] = {};
+            warp_mma_3xtf32<2>(acc, stage + 16 * mt * RA, RA, 1, sS + 16 * nh, SS, 0, KD / 8);
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e += 2) {
+                    const int r = 16 * mt + fg + (e >= 2 ? 8 : 0);
+                    const int c = 16 * nh + 8 * nt + 2 * ft;
+                    const float2 u = *reinterpret_cast<const float2*>(stage + STAGE_U + r * NT_STRIDE + c);
+                    const float2 vn = make_float2(u.x - acc[nt][e], u.y - acc[nt][e + 1]);
+                    *reinterpret_cast<float2*>(sv + r * NT_STRIDE + c) = vn;
+                    *reinterpret_cast<float2*>(base + SPLIT_U + r * KD + col0 + c) = vn;
+                }
+            }
+        }
+        __syncthreads();                     // v_new is whole; every warp has read S
+        // S <- e^G_last . S + kd^T v_new: A(d, r) = kd[r][d], state rows 16 warp ..
+        {
+            float acc[4][4] = {};
+            warp_mma_3xtf32<4>(acc, stage + STAGE_KD + 16 * warp, 1, RA, sv, NT_STRIDE, 0, C / 8);
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int d = 16 * warp + fg + (e >= 2 ? 8 : 0);
+                    const int c = 8 * nt + 2 * ft + (e & 1);
+                    sS[d * SS + c] = stage[STAGE_GL + d] * sS[d * SS + c] + acc[nt][e];
+                }
+            }
+        }
+    }
+    cp_async_wait_all();
+    __syncthreads();
+    for (int i = tid; i < KD * TILE; i += blockDim.x) {
+        state[(long) (i / TILE) * KD + i % TILE] = sS[(i / TILE) * SS + i % TILE];
+    }
+}
+
+#define OH 72                   // row stride of the h and v_new halves in kda_chunk_output
+
+extern "C" __global__ void __launch_bounds__(256)
+kda_chunk_output(const int* __restrict__ chunk_seq, const int* __restrict__ chunk_first,
+                 const int* __restrict__ seq_start, int heads, const float* __restrict__ scratch, float* __restrict__ o) {
+    extern __shared__ __align__(16) float sh[];
+    float* sqg = sh;                         // [C][RA] q e^G
+    float* shs = sqg + C * RA;               // [KD][OH] h_c, this block's 64 columns
+    float* saqk = shs + KD * OH;             // [C][LDA]
+    float* svn = saqk + C * LDA;             // [C][OH] v_new, this block's 64 columns
+
+    const int chunk = blockIdx.x;
+    const int h = blockIdx.y;
+    const int col0 = 64 * blockIdx.z;
+    const int tid = threadIdx.x;
+    const int warp = tid >> 5;
+    const int lane = tid & 31;
+    const int fg = lane >> 2;
+    const int ft = lane & 3;
+    const int first = chunk_first[chunk];
+    const int len = min(C, seq_start[chunk_seq[chunk] + 1] - first);
+    const float* base = scratch + ((long) chunk * heads + h) * SPLIT_FLOATS;
+
+    for (int i = tid; i < C * KD / 4; i += blockDim.x) {
+        const int r = i / (KD / 4);
+        const int c = 4 * (i % (KD / 4));
+        cp_async16(sqg + r * RA + c, base + SPLIT_QG + r * KD + c);
+    }
+    for (int i = tid; i < KD * 16; i += blockDim.x) {
+        const int r = i / 16;
+        const int c = 4 * (i % 16);
+        cp_async16(shs + r * OH + c, base + SPLIT_H + r * KD + col0 + c);
+    }
+    for (int i = tid; i < C * 16; i += blockDim.x) {
+        const int r = i / 16;
+        const int c = 4 * (i % 16);
+        cp_async16(saqk + r * LDA + c, base + SPLIT_AQK + r * C + c);
+        cp_async16(svn + r * OH + c, base + SPLIT_U + r * KD + col0 + c);
+    }
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+    // Warp w: rows 16 (w / 2) .., columns 32 (w % 2) .. (four n-tiles); Aqk is zero above its diagonal.
+    const int mt = warp / 2;
+    const int nh = warp % 2;
+    float acc[4][4] = {};
+    warp_mma_3xtf32<4>(acc, sqg + 16 * mt * RA, RA, 1, shs + 32 * nh, OH, 0, KD / 8);
+    warp_mma_3xtf32<4>(acc, saqk + 16 * mt * LDA, LDA, 1, svn + 32 * nh, OH, 0, 2 * (mt + 1));
+#pragma unroll
+    for (int nt = 0; nt < 4; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e += 2) {
+            const int r = 16 * mt + fg + (e >= 2 ? 8 : 0);
+            const int c = col0 + 32 * nh + 8 * nt + 2 * ft;
+            if (r < len) {
+                *reinterpret_cast<float2*>(o + ((long) (first + r) * heads + h) * KD + c) = make_float2(acc[nt][e], acc[nt][e + 1]);
+            }
+        }
+    }
+}

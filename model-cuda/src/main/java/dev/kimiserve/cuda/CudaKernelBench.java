@@ -71,8 +71,9 @@ public final class CudaKernelBench implements AutoCloseable {
         }
         if (families.contains("kda_prefill")) {
             try (CudaModule prefill = new CudaModule(device, "kda_prefill")) {
-                for (String[] form : new String[][]{{"exact", "fp32"}, {"sub", "fp32"}, {"sub", "tc"}}) {   // kimi.cuda.kda-intra / -sweep
-                    KdaPrefillKernel kernel = new KdaPrefillKernel(device, prefill, form[0].equals("sub"), form[1].equals("tc"));
+                for (String[] form : new String[][]{{"exact", "fp32"}, {"sub", "tc"}, {"prep", "state"}}) {   // kimi.cuda.kda-intra / -sweep; split
+                    KdaPrefillKernel kernel = form[0].equals("prep") ? KdaPrefillKernel.split(device, prefill)
+                            : new KdaPrefillKernel(device, prefill, form[0].equals("sub"), form[1].equals("tc"));
                     for (int t : new int[]{1024, 4096, 16384, 65536}) {
                         kdaPrefill(kernel, form[0], form[1], t, 32);
                     }
@@ -374,7 +375,7 @@ public final class CudaKernelBench implements AutoCloseable {
              DeviceBuffer beta = DeviceBuffer.of(device, KdaInputs.uniform(rnd, n));
              DeviceBuffer slots = DeviceBuffer.of(device, new int[]{0});
              DeviceBuffer states = DeviceBuffer.allocate(device, 4L * heads * d * d);
-             DeviceBuffer scratch = DeviceBuffer.allocate(device, KdaPrefillKernel.scratchBytes(plan, heads));
+             DeviceBuffer scratch = DeviceBuffer.allocate(device, kernel.scratchBytes(plan, heads));
              DeviceBuffer out = DeviceBuffer.allocate(device, 4L * n * d)) {
             double us = time(() -> {
                 states.fill(0f);
@@ -382,9 +383,18 @@ public final class CudaKernelBench implements AutoCloseable {
             });
             emit("kda_prefill", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d,\"head_dim\":%d,\"intra\":\"%s\",\"sweep\":\"%s\",\"tokens_per_s\":%.4g",
                     tokens, heads, d, intra, sweep, tokens / (us * 1e-6)), us, 4.0 * 5 * n * d, (6.0 * d * d + 3.0 * 64 * d + 64.0 * 64) * 2 * n);
-            double intraUs = time(() -> kernel.launchIntra(plan, heads, q, k, g, beta, scratch));
+            double intraUs = time(() -> kernel.launchPrep(plan, heads, q, k, v, g, beta, scratch));
             emit("kda_prefill_intra", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d,\"intra\":\"%s\"", tokens, heads, intra), intraUs,
                     4.0 * 3 * n * d + 4.0 * 2 * plan.chunks() * heads * 64 * 64, 0);
+            if (kernel.isSplit()) {                        // the split form's other two kernels, each alone
+                double stateUs = time(() -> {
+                    states.fill(0f);
+                    kernel.launchState(plan, heads, slots, states, scratch);
+                });
+                emit("kda_prefill_state", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d", tokens, heads), stateUs, 0, 0);
+                double outputUs = time(() -> kernel.launchOutput(plan, heads, scratch, out));
+                emit("kda_prefill_output", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d", tokens, heads), outputUs, 0, 0);
+            }
         }
     }
 

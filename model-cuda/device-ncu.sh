@@ -25,8 +25,8 @@ if [[ -n "${KERNEL:-}" ]]; then
   KIMI_CUDA_GRAPHS=0 timeout 300 ncu --clock-control none --target-processes all -k "regex:$KERNEL" --launch-skip "${SKIP:-200}" \
     --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
     --section SourceCounters --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
-    "${app[@]}" > "$out/ncu-$KERNEL-b$b.txt" 2>&1
-  grep -v "^WARNING" "$out/ncu-$KERNEL-b$b.txt" | tail -${TAIL:-60}
+    "${app[@]}" > "$out/ncu-${KERNEL//[^A-Za-z0-9_]/}-b$b.txt" 2>&1
+  grep -v "^WARNING" "$out/ncu-${KERNEL//[^A-Za-z0-9_]/}-b$b.txt" | tail -${TAIL:-60}
 else
   KIMI_CUDA_GRAPHS=0 timeout 300 ncu --clock-control none --cache-control none --target-processes all --launch-skip "${SKIP:-5000}" \
     --launch-count 330 --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum --print-summary per-kernel --csv \

@@ -25,6 +25,7 @@ if [[ -n "${KERNEL:-}" ]]; then
   KIMI_CUDA_GRAPHS=0 timeout 300 ncu --clock-control none --target-processes all -k "regex:$KERNEL" --launch-skip "${SKIP:-200}" \
     --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
     --section SourceCounters --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
+    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio" \
     "${app[@]}" > "$out/ncu-${KERNEL//[^A-Za-z0-9_]/}-b$b.txt" 2>&1
   grep -v "^WARNING" "$out/ncu-${KERNEL//[^A-Za-z0-9_]/}-b$b.txt" | tail -${TAIL:-60}
 else

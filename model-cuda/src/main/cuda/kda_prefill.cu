@@ -725,7 +725,7 @@ __device__ __forceinline__ void cp_async_wait_all() {
 // T = (I + L)^-1 for the strictly lower Akk = L in sa [C][LDT], into st [C][LDT] (its upper blocks are never written
 // and never read): the four 16 x 16 diagonal blocks by forward substitution (a column per thread, in registers), then
 // T_ij = -T_ii sum_{j <= m < i} L_im T_mj by distance i - j = 1, 2, 3, through X blocks in sx [3][16][17]. 256
-// threads; starts and ends with every thread past a barrier.
+// threads or more; starts and ends with every thread past a barrier.
 __device__ __forceinline__ void block_inverse(const float* sa, float* st, float* sx) {
     const int tid = threadIdx.x;
     if (tid < C) {
@@ -776,7 +776,9 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256)
+#define PREP_THREADS 512         // twice the other kernels' threads: one block per SM (173 KB of shared memory)
+
+extern "C" __global__ void __launch_bounds__(PREP_THREADS)
 kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                const float* __restrict__ g, const float* __restrict__ beta, const int* __restrict__ chunk_seq,
                const int* __restrict__ chunk_first, const int* __restrict__ seq_start, int heads,
@@ -806,10 +808,10 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
 
     // Diagonal blocks, exact (as kda_chunk_intra_sub).
     constexpr int DIAG = 4 * SUB * (SUB + 1) / 2;
-    float akk_diag[(DIAG + 255) / 256];
+    float akk_diag[(DIAG + PREP_THREADS - 1) / PREP_THREADS];
 #pragma unroll
-    for (int n = 0; n < (DIAG + 255) / 256; n++) {
-        const int idx = tid + 256 * n;
+    for (int n = 0; n < (DIAG + PREP_THREADS - 1) / PREP_THREADS; n++) {
+        const int idx = tid + PREP_THREADS * n;
         akk_diag[n] = 0.f;
         if (idx < DIAG) {
             int r, j;
@@ -851,58 +853,51 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
         sq[r * R + d] *= __expf(sg[r * R + d] - sg[(r / SUB * SUB) * R + d]);
     }
     __syncthreads();
-    // Off-diagonal blocks (as kda_chunk_intra_sub): a thread's tile is 2 rows r x 4 columns j < 16 s.
-    float kk[2][4] = {};
+    // Off-diagonal blocks: a thread's tile is one row r (in sub-chunk s >= 1) x 4 columns j < 16 s: 16 rows x 4 s
+    // column quads for each s, 64 + 128 + 192 = 384 tiles.
+    float kk[4] = {};
     int r0 = 0;
     int j0 = 0;
-    if (tid < 192) {
-        const int s = tid < 32 ? 1 : tid < 96 ? 2 : 3;
-        const int t = tid - (s == 1 ? 0 : s == 2 ? 32 : 96);
+    if (tid < 384) {
+        const int s = tid < 64 ? 1 : tid < 192 ? 2 : 3;
+        const int t = tid - (s == 1 ? 0 : s == 2 ? 64 : 192);
         const int quads = 4 * s;
-        r0 = SUB * s + 2 * (t / quads);
+        r0 = SUB * s + t / quads;
         j0 = 4 * (t % quads);
         const float* x0 = sx + (anchor_rows_offset(s) + j0) * R;
-        float qk[2][4] = {};
+        float qk[4] = {};
 #pragma unroll 4
         for (int d = 0; d < KD; d++) {
-            const float q0 = sq[r0 * R + d], q1 = sq[(r0 + 1) * R + d];
-            const float k0 = sks[(r0 - SUB) * R + d], k1 = sks[(r0 + 1 - SUB) * R + d];
+            const float q0 = sq[r0 * R + d];
+            const float k0 = sks[(r0 - SUB) * R + d];
 #pragma unroll
             for (int c = 0; c < 4; c++) {
                 const float xj = x0[c * R + d];
-                qk[0][c] = fmaf(q0, xj, qk[0][c]);
-                qk[1][c] = fmaf(q1, xj, qk[1][c]);
-                kk[0][c] = fmaf(k0, xj, kk[0][c]);
-                kk[1][c] = fmaf(k1, xj, kk[1][c]);
+                qk[c] = fmaf(q0, xj, qk[c]);
+                kk[c] = fmaf(k0, xj, kk[c]);
             }
         }
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
-#pragma unroll
-            for (int c = 0; c < 4; c++) {
-                out_aqk[(r0 + i) * C + j0 + c] = qk[i][c];
-            }
+        for (int c = 0; c < 4; c++) {
+            out_aqk[r0 * C + j0 + c] = qk[c];
         }
     }
     __syncthreads();                         // sx, sks and sq are free
     float* sa = sx;                          // Akk [C][LDT]
     float* st = sx + C * LDT;                // T [C][LDT]
 #pragma unroll
-    for (int n = 0; n < (DIAG + 255) / 256; n++) {
-        const int idx = tid + 256 * n;
+    for (int n = 0; n < (DIAG + PREP_THREADS - 1) / PREP_THREADS; n++) {
+        const int idx = tid + PREP_THREADS * n;
         if (idx < DIAG) {
             int r, j;
             diagonal_pair(idx, &r, &j);
             sa[r * LDT + j] = akk_diag[n];
         }
     }
-    if (tid < 192) {
+    if (tid < 384) {
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
-#pragma unroll
-            for (int c = 0; c < 4; c++) {
-                sa[(r0 + i) * LDT + j0 + c] = sb[r0 + i] * kk[i][c];
-            }
+        for (int c = 0; c < 4; c++) {
+            sa[r0 * LDT + j0 + c] = sb[r0] * kk[c];
         }
     }
     for (int i = tid; i < C * KD; i += blockDim.x) {         // beta k e^G in place; beta v into q's rows
@@ -914,35 +909,31 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     __syncthreads();
     block_inverse(sa, st, sks);
 
-    // w = T (beta k e^G), u = T (beta v): a thread's rows 4 tr .. 4 tr + 3, columns tc + 16 c (c < 8); T is zero
+    // w = T (beta k e^G), u = T (beta v): a thread's rows 2 tr, 2 tr + 1, columns tc + 16 c (c < 8); T is zero
     // above its diagonal, so j runs to the tile's last row.
     const int tr = tid / 16;
     const int tc = tid % 16;
-    float aw[4][8] = {};
-    float au[4][8] = {};
-    for (int j = 0; j <= 4 * tr + 3; j++) {
-        float t4[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            t4[i] = st[(4 * tr + i) * LDT + j];
-        }
+    float aw[2][8] = {};
+    float au[2][8] = {};
+    for (int j = 0; j <= 2 * tr + 1; j++) {
+        const float t0 = st[(2 * tr) * LDT + j];
+        const float t1 = st[(2 * tr + 1) * LDT + j];
 #pragma unroll
         for (int c = 0; c < 8; c++) {
             const float kb = sk[j * R + tc + 16 * c];
             const float vb = sq[j * R + tc + 16 * c];
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                aw[i][c] = fmaf(t4[i], kb, aw[i][c]);
-                au[i][c] = fmaf(t4[i], vb, au[i][c]);
-            }
+            aw[0][c] = fmaf(t0, kb, aw[0][c]);
+            aw[1][c] = fmaf(t1, kb, aw[1][c]);
+            au[0][c] = fmaf(t0, vb, au[0][c]);
+            au[1][c] = fmaf(t1, vb, au[1][c]);
         }
     }
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 2; i++) {
 #pragma unroll
         for (int c = 0; c < 8; c++) {
-            base[SPLIT_W + (4 * tr + i) * KD + tc + 16 * c] = aw[i][c];
-            base[SPLIT_U + (4 * tr + i) * KD + tc + 16 * c] = au[i][c];
+            base[SPLIT_W + (2 * tr + i) * KD + tc + 16 * c] = aw[i][c];
+            base[SPLIT_U + (2 * tr + i) * KD + tc + 16 * c] = au[i][c];
         }
     }
 }

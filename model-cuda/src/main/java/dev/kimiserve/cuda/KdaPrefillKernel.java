@@ -234,7 +234,7 @@ public final class KdaPrefillKernel {
                     DeviceBuffer scratch) {
         device.makeCurrent();
         if (split) {
-            cuLaunchKernel(intra, plan.chunks, heads, 1, 256, 1, 1, intraShared, device.stream(),
+            cuLaunchKernel(intra, plan.chunks, heads, 1, 512, 1, 1, intraShared, device.stream(),     // PREP_THREADS
                     Pointer.to(Pointer.to(q.pointer()), Pointer.to(k.pointer()), Pointer.to(v.pointer()), Pointer.to(g.pointer()),
                             Pointer.to(beta.pointer()), Pointer.to(plan.chunkSeq.pointer()), Pointer.to(plan.chunkFirst.pointer()),
                             Pointer.to(plan.seqStart.pointer()), Pointer.to(new int[]{heads}), Pointer.to(scratch.pointer())), null);

@@ -417,7 +417,7 @@ public final class CudaEngine implements Engine {
         if (hd == KdaDecodeKernel.HEAD_DIM && allDecode) {                  // the delta rule
             k.timed("kda_decode", () -> kdaDecode.launch(rows, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot(), states.recurrent[layer], s.o));
         } else if (plan != null) {
-            long need = kdaPrefill.scratchBytes(plan, heads);
+            long need = KdaPrefillKernel.scratchBytes(plan, heads);
             if (kdaPrefillScratch == null || kdaPrefillScratch.bytes() < need) {
                 if (kdaPrefillScratch != null) {
                     device.synchronize();

@@ -71,12 +71,9 @@ public final class CudaKernelBench implements AutoCloseable {
         }
         if (families.contains("kda_prefill")) {
             try (CudaModule prefill = new CudaModule(device, "kda_prefill")) {
-                for (String[] form : new String[][]{{"exact", "fp32"}, {"sub", "tc"}, {"prep", "state"}}) {   // kimi.cuda.kda-intra / -sweep; split
-                    KdaPrefillKernel kernel = form[0].equals("prep") ? KdaPrefillKernel.split(device, prefill)
-                            : new KdaPrefillKernel(device, prefill, form[0].equals("sub"), form[1].equals("tc"));
-                    for (int t : new int[]{1024, 4096, 16384, 65536}) {
-                        kdaPrefill(kernel, form[0], form[1], t, 32);
-                    }
+                KdaPrefillKernel kernel = new KdaPrefillKernel(device, prefill);
+                for (int t : new int[]{1024, 4096, 16384, 65536}) {
+                    kdaPrefill(kernel, t, 32);
                 }
             }
         }
@@ -362,8 +359,12 @@ public final class CudaKernelBench implements AutoCloseable {
         }
     }
 
-    /** Chunked KDA prefill of one sequence of {@code tokens} (H heads, K = V = 128), both kernels, from a zero state; {@code intra} and {@code sweep} label the kernels. */
-    public void kdaPrefill(KdaPrefillKernel kernel, String intra, String sweep, int tokens, int heads) {
+    /**
+     * Chunked KDA prefill of one sequence of {@code tokens} (H heads, K = V = 128) from a zero state: all three kernels,
+     * then each alone (prep, state, output; the latter two on the scratch the full run left). Bytes are each kernel's
+     * unique traffic (the state kernel's four column tiles of a head read its w and kd from L2 after the first).
+     */
+    public void kdaPrefill(KdaPrefillKernel kernel, int tokens, int heads) {
         int d = KdaPrefillKernel.HEAD_DIM;
         SplittableRandom rnd = new SplittableRandom(tokens);
         int n = tokens * heads;
@@ -375,26 +376,25 @@ public final class CudaKernelBench implements AutoCloseable {
              DeviceBuffer beta = DeviceBuffer.of(device, KdaInputs.uniform(rnd, n));
              DeviceBuffer slots = DeviceBuffer.of(device, new int[]{0});
              DeviceBuffer states = DeviceBuffer.allocate(device, 4L * heads * d * d);
-             DeviceBuffer scratch = DeviceBuffer.allocate(device, kernel.scratchBytes(plan, heads));
+             DeviceBuffer scratch = DeviceBuffer.allocate(device, KdaPrefillKernel.scratchBytes(plan, heads));
              DeviceBuffer out = DeviceBuffer.allocate(device, 4L * n * d)) {
             double us = time(() -> {
                 states.fill(0f);
                 kernel.launch(plan, heads, q, k, v, g, beta, slots, states, scratch, out);
             });
-            emit("kda_prefill", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d,\"head_dim\":%d,\"intra\":\"%s\",\"sweep\":\"%s\",\"tokens_per_s\":%.4g",
-                    tokens, heads, d, intra, sweep, tokens / (us * 1e-6)), us, 4.0 * 5 * n * d, (6.0 * d * d + 3.0 * 64 * d + 64.0 * 64) * 2 * n);
-            double intraUs = time(() -> kernel.launchPrep(plan, heads, q, k, v, g, beta, scratch));
-            emit("kda_prefill_intra", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d,\"intra\":\"%s\"", tokens, heads, intra), intraUs,
-                    4.0 * 3 * n * d + 4.0 * 2 * plan.chunks() * heads * 64 * 64, 0);
-            if (kernel.isSplit()) {                        // the split form's other two kernels, each alone
-                double stateUs = time(() -> {
-                    states.fill(0f);
-                    kernel.launchState(plan, heads, slots, states, scratch);
-                });
-                emit("kda_prefill_state", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d", tokens, heads), stateUs, 0, 0);
-                double outputUs = time(() -> kernel.launchOutput(plan, heads, scratch, out));
-                emit("kda_prefill_output", String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d", tokens, heads), outputUs, 0, 0);
-            }
+            String shape = String.format(Locale.ROOT, "\"tokens\":%d,\"heads\":%d,\"head_dim\":%d", tokens, heads, d);
+            double pieces = (double) plan.chunks() * heads;             // (chunk, head) pairs
+            emit("kda_prefill", shape + String.format(Locale.ROOT, ",\"tokens_per_s\":%.4g", tokens / (us * 1e-6)), us,
+                    4.0 * 5 * n * d, (6.0 * d * d + 3.0 * 64 * d + 64.0 * 64) * 2 * n);
+            double prepUs = time(() -> kernel.launchPrep(plan, heads, q, k, v, g, beta, scratch));
+            emit("kda_prefill_prep", shape, prepUs, 4.0 * (4L * n * d + n) + 4.0 * pieces * (64 * 64 + 4 * 64 * d + d), 0);
+            double stateUs = time(() -> {
+                states.fill(0f);
+                kernel.launchState(plan, heads, slots, states, scratch);
+            });
+            emit("kda_prefill_state", shape, stateUs, 4.0 * pieces * (3 * 64 * d + d + d * d + 64 * d), 0);
+            double outputUs = time(() -> kernel.launchOutput(plan, heads, scratch, out));
+            emit("kda_prefill_output", shape, outputUs, 4.0 * pieces * (2 * 64 * d + d * d + 64 * 64) + 4.0 * n * d, 0);
         }
     }
 

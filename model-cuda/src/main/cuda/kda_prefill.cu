@@ -43,7 +43,8 @@
 #define SPLIT_GL (SPLIT_QG + C * KD)
 #define SPLIT_H (SPLIT_GL + KD)
 #define SPLIT_FLOATS (SPLIT_H + KD * KD)       // 53,376: a multiple of 4, so every part is 16-byte aligned
-#define LDT (C + 1)                            // row stride of Akk and T in the prep kernel
+#define LDT (C + 1)                            // row stride of Akk in the prep kernel
+#define LDTT 68                                // row stride of T in the prep kernel (tensor-core A operand)
 
 // 4 bytes global -> shared without passing through registers; zero-filled when !valid (src is then not read).
 __device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
@@ -153,11 +154,11 @@ __device__ __forceinline__ void mma_tf32(float* d, const uint32_t a[4], const ui
 }
 
 // acc[nt] (a 16 x 8 C fragment per n-tile) += A[16 x 8 ks] . B[8 ks x 8 NT] for k-steps [ks0, ks1), with A(m, k) =
-// pa[m * sam + k * sak] and B(k, n) = pb[k * sbk + n]. Fragments (PTX m16n8k8 .tf32): lane = 4 g + t; A: (g, t),
+// pa[m * sam + k * sak] and B(k, n) = pb[k * sbk + n * sbn]. Fragments (PTX m16n8k8 .tf32): lane = 4 g + t; A: (g, t),
 // (g + 8, t), (g, t + 4), (g + 8, t + 4); B: (t, g), (t + 4, g); C: (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
 template <int NT>
 __device__ __forceinline__ void warp_mma_3xtf32(float acc[NT][4], const float* pa, int sam, int sak, const float* pb, int sbk,
-                                                int ks0, int ks1) {
+                                                int sbn, int ks0, int ks1) {
     const int lane = threadIdx.x & 31;
     const int g = lane >> 2;
     const int t = lane & 3;
@@ -174,7 +175,7 @@ __device__ __forceinline__ void warp_mma_3xtf32(float acc[NT][4], const float* p
         }
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
-            const float bv[2] = {pb[(k0 + t) * sbk + 8 * nt + g], pb[(k0 + t + 4) * sbk + 8 * nt + g]};
+            const float bv[2] = {pb[(k0 + t) * sbk + (8 * nt + g) * sbn], pb[(k0 + t + 4) * sbk + (8 * nt + g) * sbn]};
             uint32_t bhi[2], blo[2];
 #pragma unroll
             for (int i = 0; i < 2; i++) {
@@ -195,7 +196,7 @@ __device__ __forceinline__ void warp_mma_3xtf32(float acc[NT][4], const float* p
     }
 }
 
-// T = (I + L)^-1 for the strictly lower Akk = L in sa [C][LDT], into st [C][LDT] (its upper blocks are never written
+// T = (I + L)^-1 for the strictly lower Akk = L in sa [C][LDT], into st [C][LDTT] (its upper blocks are never written
 // and never read): the four 16 x 16 diagonal blocks by forward substitution (a column per thread, in registers), then
 // T_ij = -T_ii sum_{j <= m < i} L_im T_mj by distance i - j = 1, 2, 3, through X blocks in sx [3][16][17]. 256
 // threads or more; starts and ends with every thread past a barrier.
@@ -216,7 +217,7 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
         }
 #pragma unroll
         for (int r = 0; r < SUB; r++) {
-            st[(o + r) * LDT + o + c] = col[r];
+            st[(o + r) * LDTT + o + c] = col[r];
         }
     }
     __syncthreads();
@@ -229,7 +230,7 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
             const int c = e % SUB;
             float acc = 0.f;
             for (int m = SUB * j; m < SUB * i; m++) {
-                acc = fmaf(sa[(SUB * i + r) * LDT + m], st[m * LDT + SUB * j + c], acc);
+                acc = fmaf(sa[(SUB * i + r) * LDT + m], st[m * LDTT + SUB * j + c], acc);
             }
             sx[(j * SUB + r) * (SUB + 1) + c] = acc;
         }
@@ -241,9 +242,9 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
             const int c = e % SUB;
             float acc = 0.f;
             for (int x = 0; x <= r; x++) {
-                acc = fmaf(st[(SUB * i + r) * LDT + SUB * i + x], sx[(j * SUB + x) * (SUB + 1) + c], acc);
+                acc = fmaf(st[(SUB * i + r) * LDTT + SUB * i + x], sx[(j * SUB + x) * (SUB + 1) + c], acc);
             }
-            st[(SUB * i + r) * LDT + SUB * j + c] = -acc;
+            st[(SUB * i + r) * LDTT + SUB * j + c] = -acc;
         }
         __syncthreads();
     }
@@ -251,7 +252,8 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
 
 // kda_chunk_prep, a block per (chunk, head). Shared: q, k, G [C][R], the anchors' scaled k rows [96][R] and the scaled
 // k rows past the first sub-chunk [48][R] (173,376 bytes, one block per SM, so 512 threads to hide latency); Akk and T
-// take the anchors' rows once the products are done, beta k e^G and beta v take k's and q's.
+// take the anchors' rows once the products are done, beta k e^G and beta v take k's and q's. The off-diagonal blocks
+// and w, u run on tensor cores (3xTF32), the exact diagonal pairs and the inverse on CUDA cores.
 #define PREP_THREADS 512
 
 extern "C" __global__ void __launch_bounds__(PREP_THREADS)
@@ -263,7 +265,7 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     float* sk = sh;                          // [C][R] k; then beta k e^G
     float* sq = sk + C * R;                  // [C][R] q, rows >= SUB scaled by e^(G_r - G_a); then beta v
     float* sg = sq + C * R;                  // [C][R] cumulative log decay G
-    float* sx = sg + C * R;                  // [SUB_ROWS][R] the anchors' scaled k rows; then Akk and T [C][LDT]
+    float* sx = sg + C * R;                  // [SUB_ROWS][R] the anchors' scaled k rows; then Akk [C][LDT], T [C][LDTT]
     float* sks = sx + SUB_ROWS * R;          // [C - SUB][R] k rows >= SUB scaled by e^(G_r - G_a); then X blocks
     __shared__ float sb[C];
 
@@ -335,38 +337,34 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
         sq[r * R + d] *= __expf(sg[r * R + d] - sg[(r / SUB * SUB) * R + d]);
     }
     __syncthreads();
-    // Off-diagonal blocks: a thread's tile is one row r (in sub-chunk s >= 1) x 4 columns j < 16 s: 16 rows x 4 s
-    // column quads for each s, 64 + 128 + 192 = 384 tiles.
-    float kk[4] = {};
-    int r0 = 0;
-    int j0 = 0;
-    if (tid < 384) {
-        const int s = tid < 64 ? 1 : tid < 192 ? 2 : 3;
-        const int t = tid - (s == 1 ? 0 : s == 2 ? 64 : 192);
-        const int quads = 4 * s;
-        r0 = SUB * s + t / quads;
-        j0 = 4 * (t % quads);
-        const float* x0 = sx + (anchor_rows_offset(s) + j0) * R;
-        float qk[4] = {};
-#pragma unroll 4
-        for (int d = 0; d < KD; d++) {
-            const float q0 = sq[r0 * R + d];
-            const float k0 = sks[(r0 - SUB) * R + d];
+    // Off-diagonal blocks on tensor cores: warp w < 12 takes operand w / 6 (q: Aqk, k: Akk) and the 16 x 16 block
+    // (s, cg), s (s - 1) / 2 + cg = w % 6: sub-chunk s's rows scaled through its anchor times columns 16 cg .. of the
+    // anchor's scaled k rows.
+    const int warp = tid >> 5;
+    const int fg = (tid & 31) >> 2;
+    const int ft = tid & 3;
+    const int blk = warp % 6;
+    const int blk_s = blk == 0 ? 1 : blk < 3 ? 2 : 3;
+    const int blk_cg = blk - blk_s * (blk_s - 1) / 2;
+    float kk[2][4] = {};
+    if (warp < 12) {
+        const float* left = warp < 6 ? sq + SUB * blk_s * R : sks + SUB * (blk_s - 1) * R;
+        const float* right = sx + (anchor_rows_offset(blk_s) + SUB * blk_cg) * R;
+        warp_mma_3xtf32<2>(kk, left, R, 1, right, 1, R, 0, KD / 8);
+        if (warp < 6) {
 #pragma unroll
-            for (int c = 0; c < 4; c++) {
-                const float xj = x0[c * R + d];
-                qk[c] = fmaf(q0, xj, qk[c]);
-                kk[c] = fmaf(k0, xj, kk[c]);
+            for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int r = SUB * blk_s + fg + (e >= 2 ? 8 : 0);
+                    out_aqk[r * C + SUB * blk_cg + 8 * nt + 2 * ft + (e & 1)] = kk[nt][e];
+                }
             }
-        }
-#pragma unroll
-        for (int c = 0; c < 4; c++) {
-            out_aqk[r0 * C + j0 + c] = qk[c];
         }
     }
     __syncthreads();                         // sx, sks and sq are free
     float* sa = sx;                          // Akk [C][LDT]
-    float* st = sx + C * LDT;                // T [C][LDT]
+    float* st = sx + C * LDT;                // T [C][LDTT]
 #pragma unroll
     for (int n = 0; n < (DIAG + PREP_THREADS - 1) / PREP_THREADS; n++) {
         const int idx = tid + PREP_THREADS * n;
@@ -376,10 +374,14 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
             sa[r * LDT + j] = akk_diag[n];
         }
     }
-    if (tid < 384) {
+    if (warp >= 6 && warp < 12) {
 #pragma unroll
-        for (int c = 0; c < 4; c++) {
-            sa[r0 * LDT + j0 + c] = sb[r0] * kk[c];
+        for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int r = SUB * blk_s + fg + (e >= 2 ? 8 : 0);
+                sa[r * LDT + SUB * blk_cg + 8 * nt + 2 * ft + (e & 1)] = sb[r] * kk[nt][e];
+            }
         }
     }
 #pragma unroll
@@ -393,35 +395,24 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     __syncthreads();
     block_inverse(sa, st, sks);
 
-    // w = T (beta k e^G), u = T (beta v): a thread's rows 4 tr .. 4 tr + 3 (the same for a whole warp), columns
-    // tc + 32 c (c < 4); T is zero above its diagonal, so j runs to the tile's last row.
-    const int tr = tid / 32;
-    const int tc = tid % 32;
-    float aw[4][4] = {};
-    float au[4][4] = {};
-    for (int j = 0; j <= 4 * tr + 3; j++) {
-        float t4[4];
+    // w = T (beta k e^G), u = T (beta v) on tensor cores: warp w takes rows 16 (w / 4) .., columns 32 (w % 4) ..; T is
+    // zero above its diagonal, so the k-steps stop at the warp's last row.
+    {
+        const int mt = warp / 4;
+        const int n0 = 32 * (warp % 4);
+        float aw[4][4] = {};
+        float au[4][4] = {};
+        warp_mma_3xtf32<4>(aw, st + SUB * mt * LDTT, LDTT, 1, sk + n0, R, 1, 0, 2 * (mt + 1));
+        warp_mma_3xtf32<4>(au, st + SUB * mt * LDTT, LDTT, 1, sq + n0, R, 1, 0, 2 * (mt + 1));
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            t4[i] = st[(4 * tr + i) * LDT + j];
-        }
+        for (int nt = 0; nt < 4; nt++) {
 #pragma unroll
-        for (int c = 0; c < 4; c++) {
-            const float kb = sk[j * R + tc + 32 * c];
-            const float vb = sq[j * R + tc + 32 * c];
-#pragma unroll
-            for (int i = 0; i < 4; i++) {
-                aw[i][c] = fmaf(t4[i], kb, aw[i][c]);
-                au[i][c] = fmaf(t4[i], vb, au[i][c]);
+            for (int e = 0; e < 4; e += 2) {
+                const int r = SUB * mt + fg + (e >= 2 ? 8 : 0);
+                const int c = n0 + 8 * nt + 2 * ft;
+                *reinterpret_cast<float2*>(base + SPLIT_W + r * KD + c) = make_float2(aw[nt][e], aw[nt][e + 1]);
+                *reinterpret_cast<float2*>(base + SPLIT_U + r * KD + c) = make_float2(au[nt][e], au[nt][e + 1]);
             }
-        }
-    }
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-#pragma unroll
-        for (int c = 0; c < 4; c++) {
-            base[SPLIT_W + (4 * tr + i) * KD + tc + 32 * c] = aw[i][c];
-            base[SPLIT_U + (4 * tr + i) * KD + tc + 32 * c] = au[i][c];
         }
     }
 }
@@ -450,26 +441,34 @@ __device__ __forceinline__ void state_stage_load(float* stage, const float* base
     }
 }
 
-extern "C" __global__ void __launch_bounds__(256)
+// kda_chunk_state: 16 warps, two per output tile, each taking half of the product's k range (the upper half's part goes
+// through shared memory to the lower half's warp), so that twice the warps hide the mma and operand-split latencies.
+#define STATE_THREADS 512
+
+extern "C" __global__ void __launch_bounds__(STATE_THREADS)
 kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_chunk0, const int* __restrict__ slots,
                 float* __restrict__ states, float* __restrict__ scratch, int heads) {
     extern __shared__ __align__(16) float sh[];
     float* sS = sh;                          // [KD][SS] state columns
     float* sv = sS + KD * SS;                // [C][NT_STRIDE] v_new
-    float* stages = sv + C * NT_STRIDE;      // 2 x STAGE
+    float* spv = sv + C * NT_STRIDE;         // [C][NT_STRIDE] the upper k half's part of w S
+    float* sps = spv + C * NT_STRIDE;        // [KD][SS] the upper k half's part of kd^T v_new
+    float* stages = sps + KD * SS;           // 2 x STAGE
 
     const int h = blockIdx.y;
     const int b = blockIdx.z;
     const int tid = threadIdx.x;
     const int warp = tid >> 5;
+    const int kh = warp >> 3;                // k half
+    const int wl = warp & 7;                 // output tile
     const int lane = tid & 31;
     const int fg = lane >> 2;
     const int ft = lane & 3;
     const int col0 = blockIdx.x * TILE;
     const int chunks = (seq_start[b + 1] - seq_start[b] + C - 1) / C;
     const int chunk0 = seq_chunk0[b];
-    const int mt = warp / 2;                 // v_new [64 x 32]: rows 16 mt .., columns 16 nh ..
-    const int nh = warp % 2;
+    const int mt = wl / 2;                   // v_new [64 x 32]: rows 16 mt .., columns 16 nh ..
+    const int nh = wl % 2;
     float* state = states + ((long) slots[b] * heads + h) * KD * KD + col0;
 
     for (int i = tid; i < KD * TILE; i += blockDim.x) {
@@ -492,32 +491,60 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
         // v_new = u - w S
         {
             float acc[2][4] = {};
-            warp_mma_3xtf32<2>(acc, stage + 16 * mt * RA, RA, 1, sS + 16 * nh, SS, 0, KD / 8);
+            warp_mma_3xtf32<2>(acc, stage + 16 * mt * RA, RA, 1, sS + 16 * nh, SS, 1, 8 * kh, 8 * kh + 8);
+            if (kh == 1) {
 #pragma unroll
-            for (int nt = 0; nt < 2; nt++) {
+                for (int nt = 0; nt < 2; nt++) {
 #pragma unroll
-                for (int e = 0; e < 4; e += 2) {
-                    const int r = 16 * mt + fg + (e >= 2 ? 8 : 0);
-                    const int c = 16 * nh + 8 * nt + 2 * ft;
-                    const float2 u = *reinterpret_cast<const float2*>(stage + STAGE_U + r * NT_STRIDE + c);
-                    const float2 vn = make_float2(u.x - acc[nt][e], u.y - acc[nt][e + 1]);
-                    *reinterpret_cast<float2*>(sv + r * NT_STRIDE + c) = vn;
-                    *reinterpret_cast<float2*>(base + SPLIT_U + r * KD + col0 + c) = vn;
+                    for (int e = 0; e < 4; e += 2) {
+                        const int r = 16 * mt + fg + (e >= 2 ? 8 : 0);
+                        const int c = 16 * nh + 8 * nt + 2 * ft;
+                        *reinterpret_cast<float2*>(spv + r * NT_STRIDE + c) = make_float2(acc[nt][e], acc[nt][e + 1]);
+                    }
+                }
+            }
+            __syncthreads();
+            if (kh == 0) {
+#pragma unroll
+                for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+                    for (int e = 0; e < 4; e += 2) {
+                        const int r = 16 * mt + fg + (e >= 2 ? 8 : 0);
+                        const int c = 16 * nh + 8 * nt + 2 * ft;
+                        const float2 u = *reinterpret_cast<const float2*>(stage + STAGE_U + r * NT_STRIDE + c);
+                        const float2 p = *reinterpret_cast<const float2*>(spv + r * NT_STRIDE + c);
+                        const float2 vn = make_float2(u.x - (acc[nt][e] + p.x), u.y - (acc[nt][e + 1] + p.y));
+                        *reinterpret_cast<float2*>(sv + r * NT_STRIDE + c) = vn;
+                        *reinterpret_cast<float2*>(base + SPLIT_U + r * KD + col0 + c) = vn;
+                    }
                 }
             }
         }
         __syncthreads();                     // v_new is whole; every warp has read S
-        // S <- e^G_last . S + kd^T v_new: A(d, r) = kd[r][d], state rows 16 warp ..
+        // S <- e^G_last . S + kd^T v_new: A(d, r) = kd[r][d], state rows 16 wl ..
         {
             float acc[4][4] = {};
-            warp_mma_3xtf32<4>(acc, stage + STAGE_KD + 16 * warp, 1, RA, sv, NT_STRIDE, 0, C / 8);
+            warp_mma_3xtf32<4>(acc, stage + STAGE_KD + 16 * wl, 1, RA, sv, NT_STRIDE, 1, 4 * kh, 4 * kh + 4);
+            if (kh == 1) {
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
+                for (int nt = 0; nt < 4; nt++) {
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int d = 16 * warp + fg + (e >= 2 ? 8 : 0);
-                    const int c = 8 * nt + 2 * ft + (e & 1);
-                    sS[d * SS + c] = stage[STAGE_GL + d] * sS[d * SS + c] + acc[nt][e];
+                    for (int e = 0; e < 4; e += 2) {
+                        const int d = 16 * wl + fg + (e >= 2 ? 8 : 0);
+                        *reinterpret_cast<float2*>(sps + d * SS + 8 * nt + 2 * ft) = make_float2(acc[nt][e], acc[nt][e + 1]);
+                    }
+                }
+            }
+            __syncthreads();
+            if (kh == 0) {
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) {
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const int d = 16 * wl + fg + (e >= 2 ? 8 : 0);
+                        const int c = 8 * nt + 2 * ft + (e & 1);
+                        sS[d * SS + c] = stage[STAGE_GL + d] * sS[d * SS + c] + (acc[nt][e] + sps[d * SS + c]);
+                    }
                 }
             }
         }
@@ -575,8 +602,8 @@ kda_chunk_output(const int* __restrict__ chunk_seq, const int* __restrict__ chun
     const int mt = warp / 2;
     const int nh = warp % 2;
     float acc[4][4] = {};
-    warp_mma_3xtf32<4>(acc, sqg + 16 * mt * RA, RA, 1, shs + 32 * nh, OH, 0, KD / 8);
-    warp_mma_3xtf32<4>(acc, saqk + 16 * mt * LDA, LDA, 1, svn + 32 * nh, OH, 0, 2 * (mt + 1));
+    warp_mma_3xtf32<4>(acc, sqg + 16 * mt * RA, RA, 1, shs + 32 * nh, OH, 1, 0, KD / 8);
+    warp_mma_3xtf32<4>(acc, saqk + 16 * mt * LDA, LDA, 1, svn + 32 * nh, OH, 1, 0, 2 * (mt + 1));
 #pragma unroll
     for (int nt = 0; nt < 4; nt++) {
 #pragma unroll

@@ -33,8 +33,12 @@ public final class KdaPrefillKernel {
     private static final int PREP_THREADS = 512;
     /** kda_chunk_prep: q, k, G, the anchors' scaled k rows (96) and the scaled k rows past the first sub-chunk (48). */
     private static final int PREP_SHARED = 4 * (3 * CHUNK + 96 + 48) * R;
-    /** kda_chunk_state: the state tile [128][40], v_new [64][40], two stages of w, kd [64][132], u [64][40], e^G_last. */
-    private static final int STATE_SHARED = 4 * (HEAD_DIM * 40 + CHUNK * 40 + 2 * (2 * CHUNK * 132 + CHUNK * 40 + HEAD_DIM));
+    private static final int STATE_THREADS = 512;
+    /**
+     * kda_chunk_state: the state tile [128][40] and a partial sum of it, v_new [64][40] and a partial sum of it, two
+     * stages of w, kd [64][132], u [64][40], e^G_last.
+     */
+    private static final int STATE_SHARED = 4 * (2 * HEAD_DIM * 40 + 2 * CHUNK * 40 + 2 * (2 * CHUNK * 132 + CHUNK * 40 + HEAD_DIM));
     /** kda_chunk_output: qg [64][132], half of h [128][72], Aqk [64][68], half of v_new [64][72]. */
     private static final int OUTPUT_SHARED = 4 * (CHUNK * 132 + HEAD_DIM * 72 + CHUNK * 68 + CHUNK * 72);
     private final CudaDevice device;
@@ -146,7 +150,7 @@ public final class KdaPrefillKernel {
     /** The sequential kernel alone, after {@link #launchPrep}. */
     void launchState(Plan plan, int heads, DeviceBuffer slots, DeviceBuffer states, DeviceBuffer scratch) {
         device.makeCurrent();
-        cuLaunchKernel(state, HEAD_DIM / 32, heads, plan.batch, 256, 1, 1, STATE_SHARED, device.stream(),
+        cuLaunchKernel(state, HEAD_DIM / 32, heads, plan.batch, STATE_THREADS, 1, 1, STATE_SHARED, device.stream(),
                 Pointer.to(Pointer.to(plan.seqStart.pointer()), Pointer.to(plan.seqChunk0.pointer()), Pointer.to(slots.pointer()),
                         Pointer.to(states.pointer()), Pointer.to(scratch.pointer()), Pointer.to(new int[]{heads})), null);
     }

@@ -66,20 +66,21 @@ __device__ __forceinline__ void cp_async_wait_all() {
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
-// A chunk's k, q, g rows [C][R] and beta into shared memory (padding rows zero; every load in flight at once), then
+// A chunk's k, g rows [C][R], q rows [C][RA] and beta into shared memory (padding rows zero; every load in flight at once), then
 // G = the inclusive cumulative sum of g down each channel, in place (16 rows at a time through registers). Ends with
-// a barrier.
+// a barrier. blockDim.x is a multiple of KD: a thread keeps one channel.
 __device__ __forceinline__ void load_chunk(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ g,
                                            const float* __restrict__ beta, int first, int len, int heads, int h, float* sk,
                                            float* sq, float* sg, float* sb) {
     const int tid = threadIdx.x;
-    for (int i = tid; i < C * KD; i += blockDim.x) {
-        const int r = i / KD;
-        const int d = i % KD;
+    const int d = tid % KD;
+    const long step = (long) heads * KD;
+    const long at0 = ((long) first * heads + h) * KD + d;
+    for (int r = tid / KD; r < C; r += blockDim.x / KD) {
         const bool real = r < len;
-        const long at = real ? ((long) (first + r) * heads + h) * KD + d : 0;
+        const long at = real ? at0 + r * step : 0;
         cp_async4(sk + r * R + d, k + at, real);
-        cp_async4(sq + r * R + d, q + at, real);
+        cp_async4(sq + r * RA + d, q + at, real);
         cp_async4(sg + r * R + d, g + at, real);
     }
     cp_async_commit();
@@ -106,10 +107,11 @@ __device__ __forceinline__ void load_chunk(const float* __restrict__ q, const fl
     __syncthreads();
 }
 
-// kk = sum_d k_r[d] exp(G_r[d] - G_j[d]) k_j[d] and qk likewise with q_r, from [C][R] rows in shared memory.
+// kk = sum_d k_r[d] exp(G_r[d] - G_j[d]) k_j[d] and qk likewise with q_r, from k, G [C][R] and q [C][RA] rows in shared
+// memory.
 __device__ __forceinline__ void exact_pair(const float* sk, const float* sq, const float* sg, int r, int j, float* kk, float* qk) {
     const float* kr = sk + r * R;
-    const float* qr = sq + r * R;
+    const float* qr = sq + r * RA;
     const float* kj = sk + j * R;
     const float* gr = sg + r * R;
     const float* gj = sg + j * R;
@@ -250,8 +252,9 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
     }
 }
 
-// kda_chunk_prep, a block per (chunk, head). Shared: q, k, G [C][R], the anchors' scaled k rows [96][R] and the scaled
-// k rows past the first sub-chunk [48][R] (173,376 bytes, one block per SM, so 512 threads to hide latency); Akk and T
+// kda_chunk_prep, a block per (chunk, head). Shared: k, G [C][R] (rows one bank apart: the exact pairs read one
+// channel of many rows), q [C][RA], the anchors' scaled k rows [96][RA] and the scaled k rows past the first sub-chunk
+// [48][RA] (rows four banks apart: tensor-core fragments; 175,872 bytes, one block per SM, so 512 threads); Akk and T
 // take the anchors' rows once the products are done, beta k e^G and beta v take k's and q's. The off-diagonal blocks
 // and w, u run on tensor cores (3xTF32), the exact diagonal pairs and the inverse on CUDA cores.
 #define PREP_THREADS 512
@@ -263,10 +266,10 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
                float* __restrict__ scratch) {
     extern __shared__ __align__(16) float sh[];
     float* sk = sh;                          // [C][R] k; then beta k e^G
-    float* sq = sk + C * R;                  // [C][R] q, rows >= SUB scaled by e^(G_r - G_a); then beta v
-    float* sg = sq + C * R;                  // [C][R] cumulative log decay G
-    float* sx = sg + C * R;                  // [SUB_ROWS][R] the anchors' scaled k rows; then Akk [C][LDT], T [C][LDTT]
-    float* sks = sx + SUB_ROWS * R;          // [C - SUB][R] k rows >= SUB scaled by e^(G_r - G_a); then X blocks
+    float* sg = sk + C * R;                  // [C][R] cumulative log decay G
+    float* sq = sg + C * R;                  // [C][RA] q, rows >= SUB scaled by e^(G_r - G_a); then beta v
+    float* sx = sq + C * RA;                 // [SUB_ROWS][RA] the anchors' scaled k rows; then Akk [C][LDT], T [C][LDTT]
+    float* sks = sx + SUB_ROWS * RA;         // [C - SUB][RA] k rows >= SUB scaled by e^(G_r - G_a); then X blocks
     __shared__ float sb[C];
 
     const int chunk = blockIdx.x;
@@ -282,11 +285,20 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
             out_aqk[p] = 0.f;
         }
     }
-    float vrow[C * KD / PREP_THREADS];                      // v, fetched now and used after the products
+    // The element loops: a thread keeps channel d and takes rows r0 + ROW_STEP n (n < PER), element i = tid + 512 n.
+    constexpr int ROW_STEP = PREP_THREADS / KD;
+    constexpr int PER = C / ROW_STEP;
+    const int d = tid % KD;
+    const int r0 = tid / KD;
+    float vrow[PER];                                         // v, fetched now and used after the products
+    {
+        const long step = (long) heads * KD;
+        const long at0 = ((long) first * heads + h) * KD + d;
 #pragma unroll
-    for (int n = 0; n < C * KD / PREP_THREADS; n++) {
-        const int i = tid + PREP_THREADS * n;
-        vrow[n] = i / KD < len ? v[((long) (first + i / KD) * heads + h) * KD + i % KD] : 0.f;
+        for (int n = 0; n < PER; n++) {
+            const int r = r0 + ROW_STEP * n;
+            vrow[n] = r < len ? v[at0 + r * step] : 0.f;
+        }
     }
     load_chunk(q, k, g, beta, first, len, heads, h, sk, sq, sg, sb);
 
@@ -308,33 +320,37 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
         }
     }
     // The anchors' scaled k rows; per element of the chunk kd and qg to the scratch and the scaled k rows >= SUB.
-    for (int i = tid; i < SUB_ROWS * KD; i += blockDim.x) {
-        const int x = i / KD;
-        const int d = i % KD;
+    for (int x = r0; x < SUB_ROWS; x += ROW_STEP) {
         const int s = x < SUB ? 1 : x < 3 * SUB ? 2 : 3;
         const int j = x - anchor_rows_offset(s);
-        sx[x * R + d] = sk[j * R + d] * __expf(sg[SUB * s * R + d] - sg[j * R + d]);
+        sx[x * RA + d] = sk[j * R + d] * __expf(sg[SUB * s * R + d] - sg[j * R + d]);
     }
-    const float* glast = sg + (C - 1) * R;
-    for (int i = tid; i < C * KD; i += blockDim.x) {
-        const int r = i / KD;
-        const int d = i % KD;
+    // e^G (for qg now and beta k e^G later) and, past the first sub-chunk, e^(G_r - G_a) (for the scaled k and q rows)
+    // once per element.
+    const float glast = sg[(C - 1) * R + d];
+    float eg[PER];
+    float ea[PER];
+#pragma unroll
+    for (int n = 0; n < PER; n++) {
+        const int r = r0 + ROW_STEP * n;
+        const int i = r * KD + d;
         const float gr = sg[r * R + d];
         const float kr = sk[r * R + d];
-        base[SPLIT_KD + i] = kr * __expf(glast[d] - gr);
-        base[SPLIT_QG + i] = sq[r * R + d] * __expf(gr);
-        if (r >= SUB) {
-            sks[(r - SUB) * R + d] = kr * __expf(gr - sg[(r / SUB * SUB) * R + d]);
+        eg[n] = __expf(gr);
+        base[SPLIT_KD + i] = kr * __expf(glast - gr);
+        base[SPLIT_QG + i] = sq[r * RA + d] * eg[n];
+        if (n >= SUB / ROW_STEP) {           // r >= SUB
+            ea[n] = __expf(gr - sg[(r / SUB * SUB) * R + d]);
+            sks[(r - SUB) * RA + d] = kr * ea[n];
         }
     }
     if (tid < KD) {
-        base[SPLIT_GL + tid] = __expf(glast[tid]);
+        base[SPLIT_GL + tid] = __expf(glast);
     }
     __syncthreads();                         // every diagonal pair has read raw q
-    for (int i = tid; i < (C - SUB) * KD; i += blockDim.x) {
-        const int r = SUB + i / KD;
-        const int d = i % KD;
-        sq[r * R + d] *= __expf(sg[r * R + d] - sg[(r / SUB * SUB) * R + d]);
+#pragma unroll
+    for (int n = SUB / ROW_STEP; n < PER; n++) {
+        sq[(r0 + ROW_STEP * n) * RA + d] *= ea[n];
     }
     __syncthreads();
     // Off-diagonal blocks on tensor cores: warp w < 12 takes operand w / 6 (q: Aqk, k: Akk) and the 16 x 16 block
@@ -348,9 +364,9 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     const int blk_cg = blk - blk_s * (blk_s - 1) / 2;
     float kk[2][4] = {};
     if (warp < 12) {
-        const float* left = warp < 6 ? sq + SUB * blk_s * R : sks + SUB * (blk_s - 1) * R;
-        const float* right = sx + (anchor_rows_offset(blk_s) + SUB * blk_cg) * R;
-        warp_mma_3xtf32<2>(kk, left, R, 1, right, 1, R, 0, KD / 8);
+        const float* left = warp < 6 ? sq + SUB * blk_s * RA : sks + SUB * (blk_s - 1) * RA;
+        const float* right = sx + (anchor_rows_offset(blk_s) + SUB * blk_cg) * RA;
+        warp_mma_3xtf32<2>(kk, left, RA, 1, right, 1, RA, 0, KD / 8);
         if (warp < 6) {
 #pragma unroll
             for (int nt = 0; nt < 2; nt++) {
@@ -385,12 +401,10 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
         }
     }
 #pragma unroll
-    for (int n = 0; n < C * KD / PREP_THREADS; n++) {      // beta k e^G in place; beta v into q's rows
-        const int i = tid + PREP_THREADS * n;
-        const int r = i / KD;
-        const int d = i % KD;
-        sk[r * R + d] *= sb[r] * __expf(sg[r * R + d]);
-        sq[r * R + d] = sb[r] * vrow[n];
+    for (int n = 0; n < PER; n++) {                          // beta k e^G in place; beta v into q's rows
+        const int r = r0 + ROW_STEP * n;
+        sk[r * R + d] *= sb[r] * eg[n];
+        sq[r * RA + d] = sb[r] * vrow[n];
     }
     __syncthreads();
     block_inverse(sa, st, sks);
@@ -403,7 +417,7 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
         float aw[4][4] = {};
         float au[4][4] = {};
         warp_mma_3xtf32<4>(aw, st + SUB * mt * LDTT, LDTT, 1, sk + n0, R, 1, 0, 2 * (mt + 1));
-        warp_mma_3xtf32<4>(au, st + SUB * mt * LDTT, LDTT, 1, sq + n0, R, 1, 0, 2 * (mt + 1));
+        warp_mma_3xtf32<4>(au, st + SUB * mt * LDTT, LDTT, 1, sq + n0, RA, 1, 0, 2 * (mt + 1));
 #pragma unroll
         for (int nt = 0; nt < 4; nt++) {
 #pragma unroll

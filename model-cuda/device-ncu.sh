@@ -5,8 +5,10 @@
 #                                                               ($OUT/ncu-b1.csv; summarise with model-cuda/ncu-summary.py)
 #   BATCH=1 KERNEL=moe_route bash model-cuda/device-ncu.sh      stall reasons and hot source lines of one launch
 #   BASE=1 BATCH=1 bash model-cuda/device-ncu.sh                the same for the jar of device-prepare-base.sh
-#   FAMILY=kda_prefill KERNEL=kda_chunk_sweep SKIP=0 bash ...    stall reasons of one kernel of bench-kernels --only FAMILY
-#                                                               instead of the model (no model is made)
+#   FAMILY=kda_prefill KERNEL=kda_chunk_prep SKIP=52 bash ...   stall reasons of one kernel of bench-kernels --only FAMILY
+#                                                               (--repeat 3) instead of the model (no model is made);
+#                                                               each KDA prefill kernel runs 26 times per shape, so
+#                                                               SKIP=52 lands on T=16,384
 set -uo pipefail
 out="${OUT:-/tmp/out}"
 mkdir -p "$out"

@@ -255,7 +255,7 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
 // kda_chunk_prep, a block per (chunk, head). Shared: k, G [C][R] (rows one bank apart: the exact pairs read one
 // channel of many rows), q [C][RA], the anchors' scaled k rows [96][RA] and the scaled k rows past the first sub-chunk
 // [48][RA] (rows four banks apart: tensor-core fragments; 175,872 bytes, one block per SM, so 512 threads); Akk and T
-// take the anchors' rows once the products are done, beta k e^G and beta v take k's and q's. The off-diagonal blocks
+// and beta k e^G take the anchors' and scaled k rows once the products are done, beta v takes q's. The off-diagonal blocks
 // and w, u run on tensor cores (3xTF32), the exact diagonal pairs and the inverse on CUDA cores.
 #define PREP_THREADS 512
 
@@ -265,11 +265,11 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
                const int* __restrict__ chunk_first, const int* __restrict__ seq_start, int heads,
                float* __restrict__ scratch) {
     extern __shared__ __align__(16) float sh[];
-    float* sk = sh;                          // [C][R] k; then beta k e^G
-    float* sg = sk + C * R;                  // [C][R] cumulative log decay G
+    float* sk = sh;                          // [C][R] k
+    float* sg = sk + C * R;                  // [C][R] cumulative log decay G; then the inverse's X blocks
     float* sq = sg + C * R;                  // [C][RA] q, rows >= SUB scaled by e^(G_r - G_a); then beta v
     float* sx = sq + C * RA;                 // [SUB_ROWS][RA] the anchors' scaled k rows; then Akk [C][LDT], T [C][LDTT]
-    float* sks = sx + SUB_ROWS * RA;         // [C - SUB][RA] k rows >= SUB scaled by e^(G_r - G_a); then X blocks
+    float* sks = sx + SUB_ROWS * RA;         // [C - SUB][RA] k rows >= SUB scaled by e^(G_r - G_a)
     __shared__ float sb[C];
 
     const int chunk = blockIdx.x;
@@ -400,14 +400,15 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
             }
         }
     }
+    float* skb = st + C * LDTT;              // [C][RA] beta k e^G (past T, into the scaled k rows' space)
 #pragma unroll
-    for (int n = 0; n < PER; n++) {                          // beta k e^G in place; beta v into q's rows
+    for (int n = 0; n < PER; n++) {                          // beta k e^G; beta v into q's rows
         const int r = r0 + ROW_STEP * n;
-        sk[r * R + d] *= sb[r] * eg[n];
+        skb[r * RA + d] = sb[r] * sk[r * R + d] * eg[n];
         sq[r * RA + d] = sb[r] * vrow[n];
     }
     __syncthreads();
-    block_inverse(sa, st, sks);
+    block_inverse(sa, st, sg);               // G is read no more: its rows take the X blocks
 
     // w = T (beta k e^G), u = T (beta v) on tensor cores: warp w takes rows 16 (w / 4) .., columns 32 (w % 4) ..; T is
     // zero above its diagonal, so the k-steps stop at the warp's last row.
@@ -416,7 +417,7 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
         const int n0 = 32 * (warp % 4);
         float aw[4][4] = {};
         float au[4][4] = {};
-        warp_mma_3xtf32<4>(aw, st + SUB * mt * LDTT, LDTT, 1, sk + n0, R, 1, 0, 2 * (mt + 1));
+        warp_mma_3xtf32<4>(aw, st + SUB * mt * LDTT, LDTT, 1, skb + n0, RA, 1, 0, 2 * (mt + 1));
         warp_mma_3xtf32<4>(au, st + SUB * mt * LDTT, LDTT, 1, sq + n0, RA, 1, 0, 2 * (mt + 1));
 #pragma unroll
         for (int nt = 0; nt < 4; nt++) {
@@ -431,9 +432,10 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     }
 }
 
-// One stage of kda_chunk_state's inputs: w, kd [C][RA], the u tile [C][NT_STRIDE], e^G_last [KD].
+// One stage of kda_chunk_state's inputs: w [C][RA], kd [C][RK], the u tile [C][NT_STRIDE], e^G_last [KD].
+#define RK 136                  // row stride of kd in a stage: read transposed, rows eight banks apart
 #define STAGE_KD (C * RA)
-#define STAGE_U (2 * C * RA)
+#define STAGE_U (STAGE_KD + C * RK)
 #define STAGE_GL (STAGE_U + C * NT_STRIDE)
 #define STAGE (STAGE_GL + KD)
 
@@ -443,7 +445,7 @@ __device__ __forceinline__ void state_stage_load(float* stage, const float* base
         const int r = i / (KD / 4);
         const int c = 4 * (i % (KD / 4));
         cp_async16(stage + r * RA + c, base + SPLIT_W + r * KD + c);
-        cp_async16(stage + STAGE_KD + r * RA + c, base + SPLIT_KD + r * KD + c);
+        cp_async16(stage + STAGE_KD + r * RK + c, base + SPLIT_KD + r * KD + c);
     }
     for (int i = tid; i < C * TILE / 4; i += blockDim.x) {
         const int r = i / (TILE / 4);
@@ -499,8 +501,10 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
             state_stage_load(stages + ((n + 1) & 1) * STAGE, base + (long) heads * SPLIT_FLOATS, col0);
         }
         cp_async_commit();
-        for (int i = tid; i < KD * TILE; i += blockDim.x) {     // h_c = S
-            base[SPLIT_H + (i / TILE) * KD + col0 + i % TILE] = sS[(i / TILE) * SS + i % TILE];
+        for (int i = tid; i < KD * TILE / 4; i += blockDim.x) { // h_c = S, 16 bytes at a time
+            const int d = i / (TILE / 4);
+            const int c = 4 * (i % (TILE / 4));
+            *reinterpret_cast<float4*>(base + SPLIT_H + d * KD + col0 + c) = *reinterpret_cast<const float4*>(sS + d * SS + c);
         }
         // v_new = u - w S
         {
@@ -538,7 +542,7 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
         // S <- e^G_last . S + kd^T v_new: A(d, r) = kd[r][d], state rows 16 wl ..
         {
             float acc[4][4] = {};
-            warp_mma_3xtf32<4>(acc, stage + STAGE_KD + 16 * wl, 1, RA, sv, NT_STRIDE, 1, 4 * kh, 4 * kh + 4);
+            warp_mma_3xtf32<4>(acc, stage + STAGE_KD + 16 * wl, 1, RK, sv, NT_STRIDE, 1, 4 * kh, 4 * kh + 4);
             if (kh == 1) {
 #pragma unroll
                 for (int nt = 0; nt < 4; nt++) {
@@ -554,10 +558,14 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
 #pragma unroll
                 for (int nt = 0; nt < 4; nt++) {
 #pragma unroll
-                    for (int e = 0; e < 4; e++) {
+                    for (int e = 0; e < 4; e += 2) {
                         const int d = 16 * wl + fg + (e >= 2 ? 8 : 0);
-                        const int c = 8 * nt + 2 * ft + (e & 1);
-                        sS[d * SS + c] = stage[STAGE_GL + d] * sS[d * SS + c] + (acc[nt][e] + sps[d * SS + c]);
+                        const int c = 8 * nt + 2 * ft;
+                        const float gl = stage[STAGE_GL + d];
+                        const float2 s2 = *reinterpret_cast<const float2*>(sS + d * SS + c);
+                        const float2 p2 = *reinterpret_cast<const float2*>(sps + d * SS + c);
+                        *reinterpret_cast<float2*>(sS + d * SS + c) =
+                                make_float2(gl * s2.x + (acc[nt][e] + p2.x), gl * s2.y + (acc[nt][e + 1] + p2.y));
                     }
                 }
             }

@@ -66,9 +66,9 @@ __device__ __forceinline__ void cp_async_wait_all() {
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
-// A chunk's k, g rows [C][R], q rows [C][RA] and beta into shared memory (padding rows zero; every load in flight at once), then
-// G = the inclusive cumulative sum of g down each channel, in place (16 rows at a time through registers). Ends with
-// a barrier. blockDim.x is a multiple of KD: a thread keeps one channel.
+// A chunk's k, g rows [C][R], q rows [C][RA] and beta into shared memory (padding rows zero; every load in flight at
+// once), then G = the inclusive cumulative sum of g down each channel, in place (16 rows at a time through registers).
+// Ends with a barrier. blockDim.x is a multiple of KD: a thread keeps one channel.
 __device__ __forceinline__ void load_chunk(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ g,
                                            const float* __restrict__ beta, int first, int len, int heads, int h, float* sk,
                                            float* sq, float* sg, float* sb) {
@@ -254,9 +254,9 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
 
 // kda_chunk_prep, a block per (chunk, head). Shared: k, G [C][R] (rows one bank apart: the exact pairs read one
 // channel of many rows), q [C][RA], the anchors' scaled k rows [96][RA] and the scaled k rows past the first sub-chunk
-// [48][RA] (rows four banks apart: tensor-core fragments; 175,872 bytes, one block per SM, so 512 threads); Akk and T
-// and beta k e^G take the anchors' and scaled k rows once the products are done, beta v takes q's. The off-diagonal blocks
-// and w, u run on tensor cores (3xTF32), the exact diagonal pairs and the inverse on CUDA cores.
+// [48][RA] (rows four banks apart: tensor-core fragments; 175,872 bytes, one block per SM, so 512 threads). Akk, T
+// and beta k e^G take the anchors' and scaled k rows once the products are done, beta v takes q's. The off-diagonal
+// blocks and w, u run on tensor cores (3xTF32), the exact diagonal pairs and the inverse on CUDA cores.
 #define PREP_THREADS 512
 
 extern "C" __global__ void __launch_bounds__(PREP_THREADS)

@@ -200,9 +200,9 @@ __device__ __forceinline__ void warp_mma_3xtf32(float acc[NT][4], const float* p
 
 // T = (I + L)^-1 for the strictly lower Akk = L in sa [C][LDT], into st [C][LDTT] (its upper blocks are never written
 // and never read): the four 16 x 16 diagonal blocks by forward substitution (a column per thread, in registers), then
-// T_ij = -T_ii sum_{j <= m < i} L_im T_mj by distance i - j = 1, 2, 3, through X blocks in sx [3][16][17]. 256
+// T_ij = -T_ii sum_{j <= m < i} L_im T_mj by distance i - j = 1, 2, 3, through X blocks in xs [3][16][17]. 256
 // threads or more; starts and ends with every thread past a barrier.
-__device__ __forceinline__ void block_inverse(const float* sa, float* st, float* sx) {
+__device__ __forceinline__ void block_inverse(const float* sa, float* st, float* xs) {
     const int tid = threadIdx.x;
     if (tid < C) {
         const int o = SUB * (tid / SUB);
@@ -234,7 +234,7 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
             for (int m = SUB * j; m < SUB * i; m++) {
                 acc = fmaf(sa[(SUB * i + r) * LDT + m], st[m * LDTT + SUB * j + c], acc);
             }
-            sx[(j * SUB + r) * (SUB + 1) + c] = acc;
+            xs[(j * SUB + r) * (SUB + 1) + c] = acc;
         }
         __syncthreads();
         for (int e = tid; e < blocks * SUB * SUB; e += blockDim.x) {    // T_ij = -T_ii X
@@ -244,7 +244,7 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
             const int c = e % SUB;
             float acc = 0.f;
             for (int x = 0; x <= r; x++) {
-                acc = fmaf(st[(SUB * i + r) * LDTT + SUB * i + x], sx[(j * SUB + x) * (SUB + 1) + c], acc);
+                acc = fmaf(st[(SUB * i + r) * LDTT + SUB * i + x], xs[(j * SUB + x) * (SUB + 1) + c], acc);
             }
             st[(SUB * i + r) * LDTT + SUB * j + c] = -acc;
         }

@@ -1,9 +1,7 @@
 package dev.kimiserve.cuda;
 
 import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
-import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 
-import jcuda.Pointer;
 import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
 
@@ -144,25 +142,21 @@ public final class KdaPrefillKernel {
     void launchPrep(Plan plan, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,
                     DeviceBuffer scratch) {
         device.makeCurrent();
-        cuLaunchKernel(prep, plan.chunks, heads, 1, PREP_THREADS, 1, 1, PREP_SHARED, device.stream(),
-                Pointer.to(Pointer.to(q.pointer()), Pointer.to(k.pointer()), Pointer.to(v.pointer()), Pointer.to(g.pointer()),
-                        Pointer.to(beta.pointer()), Pointer.to(plan.chunkSeq.pointer()), Pointer.to(plan.chunkFirst.pointer()),
-                        Pointer.to(plan.seqStart.pointer()), Pointer.to(new int[]{heads}), Pointer.to(scratch.pointer())), null);
+        KernelLaunch.launch(device, prep, plan.chunks, heads, 1, PREP_THREADS, 1, 1, PREP_SHARED, false, q, k, v, g, beta, plan.chunkSeq,
+                plan.chunkFirst, plan.seqStart, heads, scratch);
     }
 
     /** The sequential kernel alone, after {@link #launchPrep}. */
     void launchState(Plan plan, int heads, DeviceBuffer slots, DeviceBuffer states, DeviceBuffer scratch) {
         device.makeCurrent();
-        cuLaunchKernel(state, HEAD_DIM / 32, heads, plan.batch, STATE_THREADS, 1, 1, STATE_SHARED, device.stream(),
-                Pointer.to(Pointer.to(plan.seqStart.pointer()), Pointer.to(plan.seqChunk0.pointer()), Pointer.to(slots.pointer()),
-                        Pointer.to(states.pointer()), Pointer.to(scratch.pointer()), Pointer.to(new int[]{heads})), null);
+        KernelLaunch.launch(device, state, HEAD_DIM / 32, heads, plan.batch, STATE_THREADS, 1, 1, STATE_SHARED, false, plan.seqStart,
+                plan.seqChunk0, slots, states, scratch, heads);
     }
 
     /** The output kernel alone, after {@link #launchState}. */
     void launchOutput(Plan plan, int heads, DeviceBuffer scratch, DeviceBuffer out) {
         device.makeCurrent();
-        cuLaunchKernel(output, plan.chunks, heads, 2, 256, 1, 1, OUTPUT_SHARED, device.stream(),
-                Pointer.to(Pointer.to(plan.chunkSeq.pointer()), Pointer.to(plan.chunkFirst.pointer()), Pointer.to(plan.seqStart.pointer()),
-                        Pointer.to(new int[]{heads}), Pointer.to(scratch.pointer()), Pointer.to(out.pointer())), null);
+        KernelLaunch.launch(device, output, plan.chunks, heads, 2, 256, 1, 1, OUTPUT_SHARED, false, plan.chunkSeq, plan.chunkFirst, plan.seqStart,
+                heads, scratch, out);
     }
 }

@@ -13,8 +13,9 @@
 //                    chunk's w, kd, u and e^G_last stream into a second stage with cp.async meanwhile. (v_new is the
 //                    delta rule's T beta (v - (k e^G) S).) Columns of the state never mix, so the tiles run apart.
 //  kda_chunk_output  grid (chunks, H, 2): O = qg h_c + Aqk v_new for half of the columns, every chunk at once.
-// The state and output kernels' products run on tensor cores (mma.sync m16n8k8 TF32, each operand split into hi + lo
-// parts and the three significant partial products summed, "3xTF32": close to fp32); the prep kernel's on CUDA cores.
+// The products run on tensor cores (mma.sync m16n8k8 TF32, each operand split into big + small parts and the three
+// significant partial products summed, "3xTF32": close to fp32), except the prep kernel's exact diagonal pairs and the
+// inverse's substitutions, which run on CUDA cores.
 //
 // Layouts: q, k, g [T][H][128] (q L2-normed and scaled, k L2-normed, g = log decay), v and o [T][H][128], beta [T][H]
 // (rows of all sequences back to back); seq_start [B + 1] token offsets; chunk_seq / chunk_first [chunks]: the
@@ -27,9 +28,9 @@
 
 #define KD 128
 #define C 64
-#define R (KD + 1)              // padded row stride of [C][KD] smem arrays in the prep kernel: rows differ by one bank
 #define TILE 32                 // state columns per kda_chunk_state block
-#define RA 132                  // row stride of [C][KD] arrays fed to tensor cores (16-byte rows, 4 banks apart)
+#define RA 132                  // row stride of [C][KD] smem arrays (16-byte rows, 4 banks apart: conflict-free for
+                                // tensor-core fragments and for 16-byte loads of 8 rows)
 #define SS 40                   // row stride of the [KD][TILE] state in shared memory (8 banks apart)
 #define NT_STRIDE 40            // row stride of [C][TILE] arrays (u, v_new)
 #define LDA 68                  // row stride of Aqk [C][C] in the output kernel
@@ -46,17 +47,27 @@
 #define LDT (C + 1)                            // row stride of Akk in the prep kernel
 #define LDTT 68                                // row stride of T in the prep kernel (tensor-core A operand)
 
-// 4 bytes global -> shared without passing through registers; zero-filled when !valid (src is then not read).
-__device__ __forceinline__ void cp_async4(float* dst, const float* src, bool valid) {
-    const unsigned s = (unsigned) __cvta_generic_to_shared(dst);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" :: "r"(s), "l"(src), "r"(valid ? 4 : 0));
-}
-
 // 16 bytes global -> shared (as in mla_decode.cu).
 __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
     const unsigned s = (unsigned) __cvta_generic_to_shared(dst);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(s), "l"(src));
 }
+
+// 16 bytes global -> shared, zero-filled when !valid (src is then not read).
+__device__ __forceinline__ void cp_async16_or_zero(float* dst, const float* src, bool valid) {
+    const unsigned s = (unsigned) __cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(src), "r"(valid ? 16 : 0));
+}
+
+// 2^x, flushing results below the smallest normal float to 0 (e^x = 2^(x log2 e): the prep kernel keeps G in log2
+// units, so that each decay factor is one MUFU instruction).
+__device__ __forceinline__ float exp2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+    return y;
+}
+
+#define LOG2E 1.4426950408889634f
 
 __device__ __forceinline__ void cp_async_commit() {
     asm volatile("cp.async.commit_group;\n" ::);
@@ -66,22 +77,23 @@ __device__ __forceinline__ void cp_async_wait_all() {
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
-// A chunk's k, g rows [C][R], q rows [C][RA] and beta into shared memory (padding rows zero; every load in flight at
-// once), then G = the inclusive cumulative sum of g down each channel, in place (16 rows at a time through registers).
-// Ends with a barrier. blockDim.x is a multiple of KD: a thread keeps one channel.
+// A chunk's k, g and q rows [C][RA] and beta into shared memory (padding rows zero; every load in flight at once), then
+// G = the inclusive cumulative sum of g down each channel times log2 e, in place (16 rows at a time through registers).
+// Ends with a barrier.
 __device__ __forceinline__ void load_chunk(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ g,
                                            const float* __restrict__ beta, int first, int len, int heads, int h, float* sk,
                                            float* sq, float* sg, float* sb) {
     const int tid = threadIdx.x;
-    const int d = tid % KD;
     const long step = (long) heads * KD;
-    const long at0 = ((long) first * heads + h) * KD + d;
-    for (int r = tid / KD; r < C; r += blockDim.x / KD) {
+    const long at0 = ((long) first * heads + h) * KD;
+    for (int i = tid; i < C * KD / 4; i += blockDim.x) {
+        const int r = i / (KD / 4);
+        const int c = 4 * (i % (KD / 4));
         const bool real = r < len;
-        const long at = real ? at0 + r * step : 0;
-        cp_async4(sk + r * R + d, k + at, real);
-        cp_async4(sq + r * RA + d, q + at, real);
-        cp_async4(sg + r * R + d, g + at, real);
+        const long at = real ? at0 + r * step + c : 0;
+        cp_async16_or_zero(sk + r * RA + c, k + at, real);
+        cp_async16_or_zero(sq + r * RA + c, q + at, real);
+        cp_async16_or_zero(sg + r * RA + c, g + at, real);
     }
     cp_async_commit();
     if (tid < C) {
@@ -95,33 +107,47 @@ __device__ __forceinline__ void load_chunk(const float* __restrict__ q, const fl
             float x[16];
 #pragma unroll
             for (int i = 0; i < 16; i++) {
-                x[i] = sg[(r0 + i) * R + tid];
+                x[i] = sg[(r0 + i) * RA + tid];
             }
 #pragma unroll
             for (int i = 0; i < 16; i++) {
                 acc += x[i];
-                sg[(r0 + i) * R + tid] = acc;
+                sg[(r0 + i) * RA + tid] = acc * LOG2E;
             }
         }
     }
     __syncthreads();
 }
 
-// kk = sum_d k_r[d] exp(G_r[d] - G_j[d]) k_j[d] and qk likewise with q_r, from k, G [C][R] and q [C][RA] rows in shared
-// memory.
+// kk = sum_d k_r[d] exp(G_r[d] - G_j[d]) k_j[d] and qk likewise with q_r, from k, q and G (log2 units) [C][RA] rows in
+// shared memory, four channels per 16-byte load.
 __device__ __forceinline__ void exact_pair(const float* sk, const float* sq, const float* sg, int r, int j, float* kk, float* qk) {
-    const float* kr = sk + r * R;
-    const float* qr = sq + r * RA;
-    const float* kj = sk + j * R;
-    const float* gr = sg + r * R;
-    const float* gj = sg + j * R;
+    const float4* kr = reinterpret_cast<const float4*>(sk + r * RA);
+    const float4* qr = reinterpret_cast<const float4*>(sq + r * RA);
+    const float4* kj = reinterpret_cast<const float4*>(sk + j * RA);
+    const float4* gr = reinterpret_cast<const float4*>(sg + r * RA);
+    const float4* gj = reinterpret_cast<const float4*>(sg + j * RA);
     float a = 0.f;
     float b = 0.f;
-#pragma unroll 8
-    for (int d = 0; d < KD; d++) {
-        const float e = __expf(gr[d] - gj[d]) * kj[d];
-        a = fmaf(kr[d], e, a);
-        b = fmaf(qr[d], e, b);
+#pragma unroll 4
+    for (int d4 = 0; d4 < KD / 4; d4++) {
+        const float4 g1 = gr[d4];
+        const float4 g0 = gj[d4];
+        const float4 k0 = kj[d4];
+        const float4 k1 = kr[d4];
+        const float4 q1 = qr[d4];
+        const float e0 = exp2_approx(g1.x - g0.x) * k0.x;
+        const float e1 = exp2_approx(g1.y - g0.y) * k0.y;
+        const float e2 = exp2_approx(g1.z - g0.z) * k0.z;
+        const float e3 = exp2_approx(g1.w - g0.w) * k0.w;
+        a = fmaf(k1.x, e0, a);
+        b = fmaf(q1.x, e0, b);
+        a = fmaf(k1.y, e1, a);
+        b = fmaf(q1.y, e1, b);
+        a = fmaf(k1.z, e2, a);
+        b = fmaf(q1.z, e2, b);
+        a = fmaf(k1.w, e3, a);
+        b = fmaf(q1.w, e3, b);
     }
     *kk = a;
     *qk = b;
@@ -143,10 +169,13 @@ __device__ __forceinline__ void diagonal_pair(int idx, int* r, int* j) {
     *j = SUB * s + t - rl * (rl + 1) / 2;
 }
 
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-    uint32_t r;
-    asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
-    return r;
+// x = big + small for 3xTF32. The tensor cores read only the top 19 bits of a TF32 operand (sign, exponent and 10
+// mantissa bits: they truncate, as CUTLASS's round_toward_zero conversion relies on), so big is x's bits with the low 13
+// cleared and small = x - big is exact in fp32; small goes in as it is, truncated in turn: an error of at most 2^-20 |x|
+// per operand. Two instructions, where cvt.rna.tf32 alone compiles to four on sm_90.
+__device__ __forceinline__ void split_tf32(float x, uint32_t* big, uint32_t* small) {
+    *big = __float_as_uint(x) & 0xffffe000u;
+    *small = __float_as_uint(x - __uint_as_float(*big));
 }
 
 __device__ __forceinline__ void mma_tf32(float* d, const uint32_t a[4], const uint32_t b[2]) {
@@ -172,8 +201,7 @@ __device__ __forceinline__ void warp_mma_3xtf32(float acc[NT][4], const float* p
         uint32_t ahi[4], alo[4];
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            ahi[i] = to_tf32(av[i]);
-            alo[i] = to_tf32(av[i] - __uint_as_float(ahi[i]));
+            split_tf32(av[i], &ahi[i], &alo[i]);
         }
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
@@ -181,8 +209,7 @@ __device__ __forceinline__ void warp_mma_3xtf32(float acc[NT][4], const float* p
             uint32_t bhi[2], blo[2];
 #pragma unroll
             for (int i = 0; i < 2; i++) {
-                bhi[i] = to_tf32(bv[i]);
-                blo[i] = to_tf32(bv[i] - __uint_as_float(bhi[i]));
+                split_tf32(bv[i], &bhi[i], &blo[i]);
             }
             mma_tf32(small[nt], alo, bhi);
             mma_tf32(small[nt], ahi, blo);
@@ -252,11 +279,10 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
     }
 }
 
-// kda_chunk_prep, a block per (chunk, head). Shared: k, G [C][R] (rows one bank apart: the exact pairs read one
-// channel of many rows), q [C][RA], the anchors' scaled k rows [96][RA] and the scaled k rows past the first sub-chunk
-// [48][RA] (rows four banks apart: tensor-core fragments; 175,872 bytes, one block per SM, so 512 threads). Akk, T
-// and beta k e^G take the anchors' and scaled k rows once the products are done, beta v takes q's. The off-diagonal
-// blocks and w, u run on tensor cores (3xTF32), the exact diagonal pairs and the inverse on CUDA cores.
+// kda_chunk_prep, a block per (chunk, head). Shared: k, G (log2 units), q [C][RA], the anchors' scaled k rows [96][RA]
+// and the scaled k rows past the first sub-chunk [48][RA] (177,408 bytes, one block per SM, so 512 threads). Akk, T and
+// beta k e^G take the anchors' and scaled k rows once the products are done, beta v takes q's. The off-diagonal blocks
+// and w, u run on tensor cores (3xTF32), the exact diagonal pairs and the inverse on CUDA cores.
 #define PREP_THREADS 512
 
 extern "C" __global__ void __launch_bounds__(PREP_THREADS)
@@ -265,9 +291,9 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
                const int* __restrict__ chunk_first, const int* __restrict__ seq_start, int heads,
                float* __restrict__ scratch) {
     extern __shared__ __align__(16) float sh[];
-    float* sk = sh;                          // [C][R] k
-    float* sg = sk + C * R;                  // [C][R] cumulative log decay G; then the inverse's X blocks
-    float* sq = sg + C * R;                  // [C][RA] q, rows >= SUB scaled by e^(G_r - G_a); then beta v
+    float* sk = sh;                          // [C][RA] k
+    float* sg = sk + C * RA;                 // [C][RA] cumulative log decay G times log2 e; then the inverse's X blocks
+    float* sq = sg + C * RA;                 // [C][RA] q, rows >= SUB scaled by e^(G_r - G_a); then beta v
     float* sx = sq + C * RA;                 // [SUB_ROWS][RA] the anchors' scaled k rows; then Akk [C][LDT], T [C][LDTT]
     float* sks = sx + SUB_ROWS * RA;         // [C - SUB][RA] k rows >= SUB scaled by e^(G_r - G_a)
     __shared__ float sb[C];
@@ -323,29 +349,29 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     for (int x = r0; x < SUB_ROWS; x += ROW_STEP) {
         const int s = x < SUB ? 1 : x < 3 * SUB ? 2 : 3;
         const int j = x - anchor_rows_offset(s);
-        sx[x * RA + d] = sk[j * R + d] * __expf(sg[SUB * s * R + d] - sg[j * R + d]);
+        sx[x * RA + d] = sk[j * RA + d] * exp2_approx(sg[SUB * s * RA + d] - sg[j * RA + d]);
     }
     // e^G (for qg now and beta k e^G later) and, past the first sub-chunk, e^(G_r - G_a) (for the scaled k and q rows)
     // once per element.
-    const float glast = sg[(C - 1) * R + d];
+    const float glast = sg[(C - 1) * RA + d];
     float eg[PER];
     float ea[PER];
 #pragma unroll
     for (int n = 0; n < PER; n++) {
         const int r = r0 + ROW_STEP * n;
         const int i = r * KD + d;
-        const float gr = sg[r * R + d];
-        const float kr = sk[r * R + d];
-        eg[n] = __expf(gr);
-        base[SPLIT_KD + i] = kr * __expf(glast - gr);
+        const float gr = sg[r * RA + d];
+        const float kr = sk[r * RA + d];
+        eg[n] = exp2_approx(gr);
+        base[SPLIT_KD + i] = kr * exp2_approx(glast - gr);
         base[SPLIT_QG + i] = sq[r * RA + d] * eg[n];
         if (n >= SUB / ROW_STEP) {           // r >= SUB
-            ea[n] = __expf(gr - sg[(r / SUB * SUB) * R + d]);
+            ea[n] = exp2_approx(gr - sg[(r / SUB * SUB) * RA + d]);
             sks[(r - SUB) * RA + d] = kr * ea[n];
         }
     }
     if (tid < KD) {
-        base[SPLIT_GL + tid] = __expf(glast);
+        base[SPLIT_GL + tid] = exp2_approx(glast);
     }
     __syncthreads();                         // every diagonal pair has read raw q
 #pragma unroll
@@ -404,7 +430,7 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
 #pragma unroll
     for (int n = 0; n < PER; n++) {                          // beta k e^G; beta v into q's rows
         const int r = r0 + ROW_STEP * n;
-        skb[r * RA + d] = sb[r] * sk[r * R + d] * eg[n];
+        skb[r * RA + d] = sb[r] * sk[r * RA + d] * eg[n];
         sq[r * RA + d] = sb[r] * vrow[n];
     }
     __syncthreads();

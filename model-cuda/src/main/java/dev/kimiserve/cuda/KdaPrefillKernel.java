@@ -25,15 +25,14 @@ import jcuda.driver.CUfunction_attribute;
 public final class KdaPrefillKernel {
     public static final int HEAD_DIM = 128;
     public static final int CHUNK = 64;
-    private static final int R = HEAD_DIM + 1;
     /** Floats of scratch per chunk and head (SPLIT_FLOATS in the .cu). */
     private static final int SCRATCH_FLOATS = CHUNK * CHUNK + 4 * CHUNK * HEAD_DIM + HEAD_DIM + HEAD_DIM * HEAD_DIM;
     private static final int PREP_THREADS = 512;
     /**
-     * kda_chunk_prep: k, G [64][129], then q, the anchors' scaled k rows (96) and the scaled k rows past the first
-     * sub-chunk (48), [.][132].
+     * kda_chunk_prep: k, G, q, the anchors' scaled k rows (96) and the scaled k rows past the first sub-chunk (48), rows of
+     * 132 floats.
      */
-    private static final int PREP_SHARED = 4 * (2 * CHUNK * R + (CHUNK + 96 + 48) * 132);
+    private static final int PREP_SHARED = 4 * (3 * CHUNK + 96 + 48) * 132;
     private static final int STATE_THREADS = 512;
     /**
      * kda_chunk_state: the state tile [128][40] and a partial sum of it, v_new [64][40] and a partial sum of it, two

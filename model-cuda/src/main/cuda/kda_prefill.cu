@@ -21,7 +21,8 @@
 // (rows of all sequences back to back); seq_start [B + 1] token offsets; chunk_seq / chunk_first [chunks]: the
 // sequence and first token of each chunk (chunks of a sequence consecutive, in order), seq_chunk0 [B] the index of a
 // sequence's first chunk; states [slots][H][128][128] with slots [B]. Scratch per (chunk, head), floats: Aqk [C][C]
-// (zero above the diagonal), w, u (then v_new), kd, qg [C][KD], e^G_last [KD], h [KD][KD].
+// (zero above the diagonal inside the 16 x 16 diagonal blocks; never written or read further up), w, u (then v_new),
+// kd, qg [C][KD], e^G_last [KD], h [KD][KD].
 // A partial last chunk is padded with k = v = 0, beta = 0, g = 0 (spec 4.4): the padding changes nothing.
 
 #include <stdint.h>
@@ -35,7 +36,6 @@
 #define NT_STRIDE 40            // row stride of [C][TILE] arrays (u, v_new)
 #define LDA 68                  // row stride of Aqk [C][C] in the output kernel
 #define SUB 16
-#define SUB_ROWS 96             // scaled k rows: anchor 16 takes rows [0, 16), anchor 32 [16, 48), anchor 48 [48, 96)
 #define SPLIT_AQK 0
 #define SPLIT_W (SPLIT_AQK + C * C)
 #define SPLIT_U (SPLIT_W + C * KD)
@@ -44,8 +44,7 @@
 #define SPLIT_GL (SPLIT_QG + C * KD)
 #define SPLIT_H (SPLIT_GL + KD)
 #define SPLIT_FLOATS (SPLIT_H + KD * KD)       // 53,376: a multiple of 4, so every part is 16-byte aligned
-#define LDT (C + 1)                            // row stride of Akk in the prep kernel
-#define LDTT 68                                // row stride of T in the prep kernel (tensor-core A operand)
+#define LDT 68                                 // row stride of Akk and T in the prep kernel (tensor-core operands)
 
 // 16 bytes global -> shared (as in mla_decode.cu).
 __device__ __forceinline__ void cp_async16(void* dst, const void* src) {
@@ -153,10 +152,6 @@ __device__ __forceinline__ void exact_pair(const float* sk, const float* sq, con
     *qk = b;
 }
 
-__device__ __forceinline__ int anchor_rows_offset(int s) {   // first scaled-k row of sub-chunk s's anchor (s = 1, 2, 3)
-    return SUB * s * (s - 1) / 2;
-}
-
 // Pair idx of the diagonal blocks' 4 x 136 (j <= r inside one sub-chunk): sub-chunk idx / 136, then row-major over
 // the lower triangle.
 __device__ __forceinline__ void diagonal_pair(int idx, int* r, int* j) {
@@ -225,11 +220,62 @@ __device__ __forceinline__ void warp_mma_3xtf32(float acc[NT][4], const float* p
     }
 }
 
-// T = (I + L)^-1 for the strictly lower Akk = L in sa [C][LDT], into st [C][LDTT] (its upper blocks are never written
-// and never read): the four 16 x 16 diagonal blocks by forward substitution (a column per thread, in registers), then
-// T_ij = -T_ii sum_{j <= m < i} L_im T_mj by distance i - j = 1, 2, 3, through X blocks in xs [3][16][17]. 256
-// threads or more; starts and ends with every thread past a barrier.
-__device__ __forceinline__ void block_inverse(const float* sa, float* st, float* xs) {
+// Rows of sub-chunk s (16 s ..) times columns 16 cg .. (cg < s) of Aqk and of Akk without beta, through the anchor
+// a = 16 s: q_r 2^(G_r - G_a) and k_r 2^(G_r - G_a) against k_j 2^(G_a - G_j), both exponents <= 0 (G in log2 units
+// does not increase down a chunk), so nothing overflows however strong the gate. The scaled operands are built in
+// registers as the k-steps go, the two products sharing the right one (3xTF32). One warp; C fragments as in
+// warp_mma_3xtf32.
+__device__ __forceinline__ void anchored_block(const float* sk, const float* sq, const float* sg, int s, int cg, float aqk[2][4],
+                                               float akk[2][4]) {
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    const float* ga = sg + SUB * s * RA;
+    float qsmall[2][4] = {};
+    float ksmall[2][4] = {};
+    for (int ks = 0; ks < KD / 8; ks++) {
+        const int col[2] = {8 * ks + t, 8 * ks + t + 4};
+        uint32_t qhi[4], qlo[4], khi[4], klo[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {                       // A fragment: (g, t), (g + 8, t), (g, t + 4), (g + 8, t + 4)
+            const int at = (SUB * s + g + 8 * (i & 1)) * RA + col[i >> 1];
+            const float e = exp2_approx(sg[at] - ga[col[i >> 1]]);
+            split_tf32(sq[at] * e, &qhi[i], &qlo[i]);
+            split_tf32(sk[at] * e, &khi[i], &klo[i]);
+        }
+#pragma unroll
+        for (int nt = 0; nt < 2; nt++) {
+            const int j = SUB * cg + 8 * nt + g;
+            uint32_t bhi[2], blo[2];
+#pragma unroll
+            for (int i = 0; i < 2; i++) {                   // B fragment: (t, g), (t + 4, g)
+                const int at = j * RA + col[i];
+                split_tf32(sk[at] * exp2_approx(ga[col[i]] - sg[at]), &bhi[i], &blo[i]);
+            }
+            mma_tf32(qsmall[nt], qlo, bhi);
+            mma_tf32(qsmall[nt], qhi, blo);
+            mma_tf32(aqk[nt], qhi, bhi);
+            mma_tf32(ksmall[nt], klo, bhi);
+            mma_tf32(ksmall[nt], khi, blo);
+            mma_tf32(akk[nt], khi, bhi);
+        }
+    }
+#pragma unroll
+    for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            aqk[nt][e] += qsmall[nt][e];
+            akk[nt][e] += ksmall[nt][e];
+        }
+    }
+}
+
+// T = (I + L)^-1 for the strictly lower Akk = L in sa [C][LDT], into st [C][LDT] (blocks above the diagonal are never
+// written and never read): the four 16 x 16 diagonal blocks by forward substitution (a column per thread, in
+// registers), then by distance i - j = 1, 2, 3 the blocks T_ij = -T_ii sum_{j <= m < i} L_im T_mj, a warp per block on
+// tensor cores, the sum X passing through T_ij's own place. 128 threads or more; starts and ends with every thread past
+// a barrier.
+__device__ __forceinline__ void block_inverse(const float* sa, float* st) {
     const int tid = threadIdx.x;
     if (tid < C) {
         const int o = SUB * (tid / SUB);
@@ -246,94 +292,83 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st, float*
         }
 #pragma unroll
         for (int r = 0; r < SUB; r++) {
-            st[(o + r) * LDTT + o + c] = col[r];
+            st[(o + r) * LDT + o + c] = col[r];
         }
     }
     __syncthreads();
+    const int warp = tid >> 5;
+    const int fg = (tid & 31) >> 2;
+    const int ft = tid & 3;
     for (int dist = 1; dist < C / SUB; dist++) {
-        const int blocks = C / SUB - dist;
-        for (int e = tid; e < blocks * SUB * SUB; e += blockDim.x) {    // X = sum_m L_im T_mj
-            const int j = e / (SUB * SUB);
-            const int i = j + dist;
-            const int r = e % (SUB * SUB) / SUB;
-            const int c = e % SUB;
-            float acc = 0.f;
-            for (int m = SUB * j; m < SUB * i; m++) {
-                acc = fmaf(sa[(SUB * i + r) * LDT + m], st[m * LDTT + SUB * j + c], acc);
+        if (warp < C / SUB - dist) {
+            const int j = warp;
+            const int i = warp + dist;
+            float* tij = st + SUB * i * LDT + SUB * j;
+            float x[2][4] = {};
+            warp_mma_3xtf32<2>(x, sa + SUB * i * LDT + SUB * j, LDT, 1, st + SUB * j * LDT + SUB * j, LDT, 1, 0, 2 * dist);
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    tij[(fg + (e >= 2 ? 8 : 0)) * LDT + 8 * nt + 2 * ft + (e & 1)] = x[nt][e];
+                }
             }
-            xs[(j * SUB + r) * (SUB + 1) + c] = acc;
-        }
-        __syncthreads();
-        for (int e = tid; e < blocks * SUB * SUB; e += blockDim.x) {    // T_ij = -T_ii X
-            const int j = e / (SUB * SUB);
-            const int i = j + dist;
-            const int r = e % (SUB * SUB) / SUB;
-            const int c = e % SUB;
-            float acc = 0.f;
-            for (int x = 0; x <= r; x++) {
-                acc = fmaf(st[(SUB * i + r) * LDTT + SUB * i + x], xs[(j * SUB + x) * (SUB + 1) + c], acc);
+            __syncwarp();
+            float y[2][4] = {};
+            warp_mma_3xtf32<2>(y, st + SUB * i * LDT + SUB * i, LDT, 1, tij, LDT, 1, 0, 2);
+            __syncwarp();
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    tij[(fg + (e >= 2 ? 8 : 0)) * LDT + 8 * nt + 2 * ft + (e & 1)] = -y[nt][e];
+                }
             }
-            st[(SUB * i + r) * LDTT + SUB * j + c] = -acc;
         }
         __syncthreads();
     }
 }
 
-// kda_chunk_prep, a block per (chunk, head). Shared: k, G (log2 units), q [C][RA], the anchors' scaled k rows [96][RA]
-// and the scaled k rows past the first sub-chunk [48][RA] (177,408 bytes, one block per SM, so 512 threads). Akk, T and
-// beta k e^G take the anchors' and scaled k rows once the products are done, beta v takes q's. The off-diagonal blocks
-// and w, u run on tensor cores (3xTF32), the exact diagonal pairs and the inverse on CUDA cores.
-#define PREP_THREADS 512
+// kda_chunk_prep, a block per (chunk, head), 256 threads, two blocks per SM. Shared (102,400 bytes): k, q and G (log2
+// units) [C][RA]; once the pairs are done, k e^G takes k's rows, v q's rows, and Akk and T [C][LDT] G's rows and the
+// 256 floats past them. The anchored blocks, the inverse's off-diagonal blocks and w, u run on tensor cores (3xTF32),
+// the exact diagonal pairs and the diagonal blocks' substitutions on CUDA cores.
+#define PREP_THREADS 256
 
-extern "C" __global__ void __launch_bounds__(PREP_THREADS)
+extern "C" __global__ void __launch_bounds__(PREP_THREADS, 2)
 kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
                const float* __restrict__ g, const float* __restrict__ beta, const int* __restrict__ chunk_seq,
                const int* __restrict__ chunk_first, const int* __restrict__ seq_start, int heads,
                float* __restrict__ scratch) {
     extern __shared__ __align__(16) float sh[];
-    float* sk = sh;                          // [C][RA] k
-    float* sg = sk + C * RA;                 // [C][RA] cumulative log decay G times log2 e; then the inverse's X blocks
-    float* sq = sg + C * RA;                 // [C][RA] q, rows >= SUB scaled by e^(G_r - G_a); then beta v
-    float* sx = sq + C * RA;                 // [SUB_ROWS][RA] the anchors' scaled k rows; then Akk [C][LDT], T [C][LDTT]
-    float* sks = sx + SUB_ROWS * RA;         // [C - SUB][RA] k rows >= SUB scaled by e^(G_r - G_a)
+    float* sk = sh;                          // [C][RA] k; then k e^G
+    float* sq = sk + C * RA;                 // [C][RA] q; then v
+    float* sg = sq + C * RA;                 // [C][RA] cumulative log decay G times log2 e; then Akk, T [C][LDT]
+    float* sa = sg;
+    float* st = sg + C * LDT;
     __shared__ float sb[C];
 
     const int chunk = blockIdx.x;
     const int h = blockIdx.y;
     const int tid = threadIdx.x;
+    const int warp = tid >> 5;
+    const int lane = tid & 31;
+    const int fg = lane >> 2;
+    const int ft = lane & 3;
     const int first = chunk_first[chunk];
     const int len = min(C, seq_start[chunk_seq[chunk] + 1] - first);
     float* base = scratch + ((long) chunk * heads + h) * SPLIT_FLOATS;
     float* out_aqk = base + SPLIT_AQK;
 
-    for (int p = tid; p < C * C; p += blockDim.x) {          // Aqk above the diagonal
-        if (p % C > p / C) {
-            out_aqk[p] = 0.f;
-        }
-    }
-    // The element loops: a thread keeps channel d and takes rows r0 + ROW_STEP n (n < PER), element i = tid + 512 n.
-    constexpr int ROW_STEP = PREP_THREADS / KD;
-    constexpr int PER = C / ROW_STEP;
-    const int d = tid % KD;
-    const int r0 = tid / KD;
-    float vrow[PER];                                         // v, fetched now and used after the products
-    {
-        const long step = (long) heads * KD;
-        const long at0 = ((long) first * heads + h) * KD + d;
-#pragma unroll
-        for (int n = 0; n < PER; n++) {
-            const int r = r0 + ROW_STEP * n;
-            vrow[n] = r < len ? v[at0 + r * step] : 0.f;
-        }
-    }
     load_chunk(q, k, g, beta, first, len, heads, h, sk, sq, sg, sb);
 
-    // Diagonal blocks, exact.
+    // Exact diagonal pairs: rounds of 256, the last 32 on warp 7, which has no anchored block. Aqk's diagonal blocks get
+    // zeros above their diagonals (the output kernel reads them); the rest above the diagonal is never read.
     constexpr int DIAG = 4 * SUB * (SUB + 1) / 2;
-    float akk_diag[(DIAG + PREP_THREADS - 1) / PREP_THREADS];
+    float akk_diag[3];
 #pragma unroll
-    for (int n = 0; n < (DIAG + PREP_THREADS - 1) / PREP_THREADS; n++) {
-        const int idx = tid + PREP_THREADS * n;
+    for (int n = 0; n < 3; n++) {
+        const int idx = n < 2 ? tid + PREP_THREADS * n : warp == 7 ? 2 * PREP_THREADS + lane : DIAG;
         akk_diag[n] = 0.f;
         if (idx < DIAG) {
             int r, j;
@@ -343,80 +378,64 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
             exact_pair(sk, sq, sg, r, j, &kk, &qk);
             akk_diag[n] = j < r ? sb[r] * kk : 0.f;
             out_aqk[r * C + j] = qk;
+            if (j < r) {
+                out_aqk[j * C + r] = 0.f;
+            }
         }
     }
-    // The anchors' scaled k rows; per element of the chunk kd and qg to the scratch and the scaled k rows >= SUB.
-    for (int x = r0; x < SUB_ROWS; x += ROW_STEP) {
-        const int s = x < SUB ? 1 : x < 3 * SUB ? 2 : 3;
-        const int j = x - anchor_rows_offset(s);
-        sx[x * RA + d] = sk[j * RA + d] * exp2_approx(sg[SUB * s * RA + d] - sg[j * RA + d]);
-    }
-    // e^G (for qg now and beta k e^G later) and, past the first sub-chunk, e^(G_r - G_a) (for the scaled k and q rows)
-    // once per element.
-    const float glast = sg[(C - 1) * RA + d];
-    float eg[PER];
-    float ea[PER];
+    // Off-diagonal blocks: warp w < 6 takes the 16 x 16 block (s, cg) with s (s - 1) / 2 + cg = w.
+    const int blk_s = warp == 0 ? 1 : warp < 3 ? 2 : 3;
+    const int blk_cg = warp - blk_s * (blk_s - 1) / 2;
+    float kk[2][4] = {};
+    if (warp < 6) {
+        float qk[2][4] = {};
+        anchored_block(sk, sq, sg, blk_s, blk_cg, qk, kk);
 #pragma unroll
-    for (int n = 0; n < PER; n++) {
-        const int r = r0 + ROW_STEP * n;
-        const int i = r * KD + d;
-        const float gr = sg[r * RA + d];
-        const float kr = sk[r * RA + d];
-        eg[n] = exp2_approx(gr);
-        base[SPLIT_KD + i] = kr * exp2_approx(glast - gr);
-        base[SPLIT_QG + i] = sq[r * RA + d] * eg[n];
-        if (n >= SUB / ROW_STEP) {           // r >= SUB
-            ea[n] = exp2_approx(gr - sg[(r / SUB * SUB) * RA + d]);
-            sks[(r - SUB) * RA + d] = kr * ea[n];
+        for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e += 2) {
+                const int r = SUB * blk_s + fg + (e >= 2 ? 8 : 0);
+                *reinterpret_cast<float2*>(out_aqk + r * C + SUB * blk_cg + 8 * nt + 2 * ft) = make_float2(qk[nt][e], qk[nt][e + 1]);
+            }
         }
+    }
+    // kd = k e^(G_last - G), qg = q e^G and e^G_last to the scratch (a thread keeps channel d).
+    const int d = tid % KD;
+    const float glast = sg[(C - 1) * RA + d];
+    for (int r = tid / KD; r < C; r += PREP_THREADS / KD) {
+        const float gr = sg[r * RA + d];
+        base[SPLIT_KD + r * KD + d] = sk[r * RA + d] * exp2_approx(glast - gr);
+        base[SPLIT_QG + r * KD + d] = sq[r * RA + d] * exp2_approx(gr);
     }
     if (tid < KD) {
         base[SPLIT_GL + tid] = exp2_approx(glast);
     }
-    __syncthreads();                         // every diagonal pair has read raw q
-#pragma unroll
-    for (int n = SUB / ROW_STEP; n < PER; n++) {
-        sq[(r0 + ROW_STEP * n) * RA + d] *= ea[n];
-    }
-    __syncthreads();
-    // Off-diagonal blocks on tensor cores: warp w < 12 takes operand w / 6 (q: Aqk, k: Akk) and the 16 x 16 block
-    // (s, cg), s (s - 1) / 2 + cg = w % 6: sub-chunk s's rows scaled through its anchor times columns 16 cg .. of the
-    // anchor's scaled k rows.
-    const int warp = tid >> 5;
-    const int fg = (tid & 31) >> 2;
-    const int ft = tid & 3;
-    const int blk = warp % 6;
-    const int blk_s = blk == 0 ? 1 : blk < 3 ? 2 : 3;
-    const int blk_cg = blk - blk_s * (blk_s - 1) / 2;
-    float kk[2][4] = {};
-    if (warp < 12) {
-        const float* left = warp < 6 ? sq + SUB * blk_s * RA : sks + SUB * (blk_s - 1) * RA;
-        const float* right = sx + (anchor_rows_offset(blk_s) + SUB * blk_cg) * RA;
-        warp_mma_3xtf32<2>(kk, left, RA, 1, right, 1, RA, 0, KD / 8);
-        if (warp < 6) {
-#pragma unroll
-            for (int nt = 0; nt < 2; nt++) {
-#pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int r = SUB * blk_s + fg + (e >= 2 ? 8 : 0);
-                    out_aqk[r * C + SUB * blk_cg + 8 * nt + 2 * ft + (e & 1)] = kk[nt][e];
-                }
-            }
+    __syncthreads();                         // k, q and G have been read for the products
+    {                                        // v into q's rows, landing while Akk is inverted
+        const long step = (long) heads * KD;
+        const long at0 = ((long) first * heads + h) * KD;
+        for (int i = tid; i < C * KD / 4; i += blockDim.x) {
+            const int r = i / (KD / 4);
+            const int c = 4 * (i % (KD / 4));
+            const bool real = r < len;
+            cp_async16_or_zero(sq + r * RA + c, v + (real ? at0 + r * step + c : 0), real);
         }
+        cp_async_commit();
     }
-    __syncthreads();                         // sx, sks and sq are free
-    float* sa = sx;                          // Akk [C][LDT]
-    float* st = sx + C * LDT;                // T [C][LDTT]
+    for (int r = tid / KD; r < C; r += PREP_THREADS / KD) {  // k e^G in place
+        sk[r * RA + d] *= exp2_approx(sg[r * RA + d]);
+    }
+    __syncthreads();                         // G is read no more: Akk takes its rows
 #pragma unroll
-    for (int n = 0; n < (DIAG + PREP_THREADS - 1) / PREP_THREADS; n++) {
-        const int idx = tid + PREP_THREADS * n;
+    for (int n = 0; n < 3; n++) {
+        const int idx = n < 2 ? tid + PREP_THREADS * n : warp == 7 ? 2 * PREP_THREADS + lane : DIAG;
         if (idx < DIAG) {
             int r, j;
             diagonal_pair(idx, &r, &j);
             sa[r * LDT + j] = akk_diag[n];
         }
     }
-    if (warp >= 6 && warp < 12) {
+    if (warp < 6) {
 #pragma unroll
         for (int nt = 0; nt < 2; nt++) {
 #pragma unroll
@@ -426,25 +445,28 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
             }
         }
     }
-    float* skb = st + C * LDTT;              // [C][RA] beta k e^G (past T, into the scaled k rows' space)
-#pragma unroll
-    for (int n = 0; n < PER; n++) {                          // beta k e^G; beta v into q's rows
-        const int r = r0 + ROW_STEP * n;
-        skb[r * RA + d] = sb[r] * sk[r * RA + d] * eg[n];
-        sq[r * RA + d] = sb[r] * vrow[n];
-    }
     __syncthreads();
-    block_inverse(sa, st, sg);               // G is read no more: its rows take the X blocks
-
-    // w = T (beta k e^G), u = T (beta v) on tensor cores: warp w takes rows 16 (w / 4) .., columns 32 (w % 4) ..; T is
-    // zero above its diagonal, so the k-steps stop at the warp's last row.
-    {
-        const int mt = warp / 4;
+    block_inverse(sa, st);
+    // T beta: w = T beta (k e^G) and u = T beta v take beta into T's columns.
+    for (int e = tid; e < C * C; e += blockDim.x) {
+        const int r = e / C;
+        const int m = e % C;
+        if (m <= r) {
+            st[r * LDT + m] *= sb[m];
+        }
+    }
+    cp_async_wait_all();
+    __syncthreads();
+    // w and u on tensor cores: warp w takes columns 32 (w % 4) .. of m-tiles w / 4 and 3 - w / 4 (T is zero above its
+    // diagonal, so m-tile mt stops after 2 (mt + 1) k-steps: 10 k-steps per warp).
+#pragma unroll 1
+    for (int half = 0; half < 2; half++) {
+        const int mt = half == 0 ? warp / 4 : 3 - warp / 4;
         const int n0 = 32 * (warp % 4);
         float aw[4][4] = {};
         float au[4][4] = {};
-        warp_mma_3xtf32<4>(aw, st + SUB * mt * LDTT, LDTT, 1, skb + n0, RA, 1, 0, 2 * (mt + 1));
-        warp_mma_3xtf32<4>(au, st + SUB * mt * LDTT, LDTT, 1, sq + n0, RA, 1, 0, 2 * (mt + 1));
+        warp_mma_3xtf32<4>(aw, st + SUB * mt * LDT, LDT, 1, sk + n0, RA, 1, 0, 2 * (mt + 1));
+        warp_mma_3xtf32<4>(au, st + SUB * mt * LDT, LDT, 1, sq + n0, RA, 1, 0, 2 * (mt + 1));
 #pragma unroll
         for (int nt = 0; nt < 4; nt++) {
 #pragma unroll

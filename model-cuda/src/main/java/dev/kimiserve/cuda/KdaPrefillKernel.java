@@ -27,12 +27,9 @@ public final class KdaPrefillKernel {
     public static final int CHUNK = 64;
     /** Floats of scratch per chunk and head (SPLIT_FLOATS in the .cu). */
     private static final int SCRATCH_FLOATS = CHUNK * CHUNK + 4 * CHUNK * HEAD_DIM + HEAD_DIM + HEAD_DIM * HEAD_DIM;
-    private static final int PREP_THREADS = 512;
-    /**
-     * kda_chunk_prep: k, G, q, the anchors' scaled k rows (96) and the scaled k rows past the first sub-chunk (48), rows of
-     * 132 floats.
-     */
-    private static final int PREP_SHARED = 4 * (3 * CHUNK + 96 + 48) * 132;
+    private static final int PREP_THREADS = 256;
+    /** kda_chunk_prep: k, q and G [64][132], then 256 floats that Akk and T [64][68] (in G's place) run into. */
+    private static final int PREP_SHARED = 4 * (3 * CHUNK * 132 + 256);
     private static final int STATE_THREADS = 512;
     /**
      * kda_chunk_state: the state tile [128][40] and a partial sum of it, v_new [64][40] and a partial sum of it, two
@@ -109,6 +106,8 @@ public final class KdaPrefillKernel {
         this.output = module.function("kda_chunk_output");
         device.makeCurrent();
         cuFuncSetAttribute(prep, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, PREP_SHARED);
+        // two prep blocks per SM (100 KB each): the most shared memory the SM can give
+        cuFuncSetAttribute(prep, CUfunction_attribute.CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
         cuFuncSetAttribute(state, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, STATE_SHARED);
         cuFuncSetAttribute(output, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, OUTPUT_SHARED);
     }

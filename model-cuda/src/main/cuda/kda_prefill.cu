@@ -659,6 +659,7 @@ kda_chunk_output(const int* __restrict__ chunk_seq, const int* __restrict__ chun
         const int c = 4 * (i % 16);
         cp_async16(shs + r * OH + c, base + SPLIT_H + r * KD + col0 + c);
     }
+    cp_async_commit();
     for (int i = tid; i < C * 16; i += blockDim.x) {
         const int r = i / 16;
         const int c = 4 * (i % 16);
@@ -666,13 +667,15 @@ kda_chunk_output(const int* __restrict__ chunk_seq, const int* __restrict__ chun
         cp_async16(svn + r * OH + c, base + SPLIT_U + r * KD + col0 + c);
     }
     cp_async_commit();
-    cp_async_wait_all();
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");  // qg and h have landed; Aqk and v_new land during qg h
     __syncthreads();
     // Warp w: rows 16 (w / 2) .., columns 32 (w % 2) .. (four n-tiles); Aqk is zero above its diagonal.
     const int mt = warp / 2;
     const int nh = warp % 2;
     float acc[4][4] = {};
     warp_mma_3xtf32<4>(acc, sqg + 16 * mt * RA, RA, 1, shs + 32 * nh, OH, 1, 0, KD / 8);
+    cp_async_wait_all();
+    __syncthreads();
     warp_mma_3xtf32<4>(acc, saqk + 16 * mt * LDA, LDA, 1, svn + 32 * nh, OH, 1, 0, 2 * (mt + 1));
 #pragma unroll
     for (int nt = 0; nt < 4; nt++) {

@@ -1,6 +1,6 @@
 // KDA chunked prefill (spec 4.1-4.4, 4.6 option 2), chunk C = 64, sub-chunks of 16, K = V = 128, fp32 throughout,
 // varlen batches. The form of fla's chunk_kda: three kernels, only the second one sequential.
-//  kda_chunk_prep    grid (chunks, H): the cumulative log decay G of the chunk, then the lower-triangular
+//  kda_chunk_prep    grid chunks x H: the cumulative log decay G of the chunk, then the lower-triangular
 //                      Akk[r][j] = beta_r sum_d k_r[d] e^(G_r[d] - G_j[d]) k_j[d]   (j < r)
 //                      Aqk[r][j] =        sum_d q_r[d] e^(G_r[d] - G_j[d]) k_j[d]   (j <= r)
 //                    with exact pairwise decays inside each 16-row sub-chunk and, across sub-chunks, through the anchor
@@ -12,7 +12,7 @@
 //                    h_c = S (stored), v_new = u - w S (stored over u), S <- e^G_last . S + kd^T v_new; the next
 //                    chunk's w, kd, u and e^G_last stream into a second stage with cp.async meanwhile. (v_new is the
 //                    delta rule's T beta (v - (k e^G) S).) Columns of the state never mix, so the tiles run apart.
-//  kda_chunk_output  grid (chunks, H, 2): O = qg h_c + Aqk v_new for half of the columns, every chunk at once.
+//  kda_chunk_output  grid chunks x H x 2: O = qg h_c + Aqk v_new for half of the columns, every chunk at once.
 // The products run on tensor cores (mma.sync m16n8k8 TF32, each operand split into big + small parts and the three
 // significant partial products summed, "3xTF32": close to fp32), except the prep kernel's exact diagonal pairs and the
 // inverse's substitutions, which run on CUDA cores.
@@ -348,8 +348,8 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     float* st = sg + C * LDT;
     __shared__ float sb[C];
 
-    const int chunk = blockIdx.x;
-    const int h = blockIdx.y;
+    const int chunk = blockIdx.x / heads;    // heads fastest: a chunk's heads share their rows' pages and scratch
+    const int h = blockIdx.x % heads;
     const int tid = threadIdx.x;
     const int warp = tid >> 5;
     const int lane = tid & 31;
@@ -637,9 +637,9 @@ kda_chunk_output(const int* __restrict__ chunk_seq, const int* __restrict__ chun
     float* saqk = shs + KD * OH;             // [C][LDA]
     float* svn = saqk + C * LDA;             // [C][OH] v_new, this block's 64 columns
 
-    const int chunk = blockIdx.x;
-    const int h = blockIdx.y;
-    const int col0 = 64 * blockIdx.z;
+    const int chunk = blockIdx.x / (2 * heads);   // column halves, then heads fastest (as in the prep kernel)
+    const int h = blockIdx.x / 2 % heads;
+    const int col0 = 64 * (blockIdx.x % 2);
     const int tid = threadIdx.x;
     const int warp = tid >> 5;
     const int lane = tid & 31;

@@ -119,8 +119,8 @@ public final class KdaPrefillKernel {
 
     public void launch(Plan plan, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,
                        DeviceBuffer slots, DeviceBuffer states, DeviceBuffer scratch, DeviceBuffer out) {
-        if (heads <= 0 || heads > 65535 || plan.batch > 65535) {
-            throw new IllegalArgumentException("kda prefill: heads " + heads + ", batch " + plan.batch);
+        if (heads <= 0 || heads > 65535 || plan.batch > 65535 || 2L * plan.chunks * heads > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("kda prefill: heads " + heads + ", batch " + plan.batch + ", chunks " + plan.chunks);
         }
         long rows = 4L * plan.tokens * heads * HEAD_DIM;
         q.require("kda prefill", "q", rows);
@@ -140,7 +140,7 @@ public final class KdaPrefillKernel {
     void launchPrep(Plan plan, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,
                     DeviceBuffer scratch) {
         device.makeCurrent();
-        KernelLaunch.launch(device, prep, plan.chunks, heads, 1, PREP_THREADS, 1, 1, PREP_SHARED, false, q, k, v, g, beta, plan.chunkSeq,
+        KernelLaunch.launch(device, prep, plan.chunks * heads, 1, 1, PREP_THREADS, 1, 1, PREP_SHARED, false, q, k, v, g, beta, plan.chunkSeq,
                 plan.chunkFirst, plan.seqStart, heads, scratch);
     }
 
@@ -154,7 +154,7 @@ public final class KdaPrefillKernel {
     /** The output kernel alone, after {@link #launchState}. */
     void launchOutput(Plan plan, int heads, DeviceBuffer scratch, DeviceBuffer out) {
         device.makeCurrent();
-        KernelLaunch.launch(device, output, plan.chunks, heads, 2, 256, 1, 1, OUTPUT_SHARED, false, plan.chunkSeq, plan.chunkFirst, plan.seqStart,
+        KernelLaunch.launch(device, output, 2 * plan.chunks * heads, 1, 1, 256, 1, 1, OUTPUT_SHARED, false, plan.chunkSeq, plan.chunkFirst, plan.seqStart,
                 heads, scratch, out);
     }
 }

@@ -4,12 +4,16 @@
 #   model-cuda/build-kernels.sh            regenerate the committed files in src/main/resources (after editing a .cu)
 #   model-cuda/build-kernels.sh DIR        compile into DIR (the build does this when nvcc is present; a test then
 #                                          fails if the committed files differ: stale kernels never pass CI)
+#   LINEINFO=1 model-cuda/build-kernels.sh .device/klines
+#                                          with source-line info, for device-ncu-source.sh (never commit these)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/src/main/resources/dev/kimiserve/cuda}"
 nvcc="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
 flags=(-fatbin -O3 -gencode arch=compute_80,code=compute_80 -gencode arch=compute_90,code=sm_90)
+[[ -n "${LINEINFO:-}" ]] && flags+=(-lineinfo)
 mkdir -p "$out"
+out="$(cd "$out" && pwd)"                 # absolute: nvcc runs in the sources' folder
 for cu in "$here"/src/main/cuda/*.cu; do
   name="$(basename "$cu" .cu)"
   (cd "$(dirname "$cu")" && "$nvcc" "${flags[@]}" -o "$out/$name.fatbin" "$name.cu")

@@ -505,8 +505,9 @@ __device__ __forceinline__ void state_stage_load(float* stage, const float* base
     }
 }
 
-// kda_chunk_state: 16 warps, two per output tile, each taking half of the product's k range (the upper half's part goes
-// through shared memory to the lower half's warp), so that twice the warps hide the mma and operand-split latencies.
+// kda_chunk_state: 16 warps. For v_new two per output tile, each taking half of the product's k range (the upper half's
+// part goes through shared memory to the lower half's warp), so that twice the warps hide the mma and operand-split
+// latencies; for S one per 16 x 16 tile over the whole k range (64), which needs no combining.
 #define STATE_THREADS 512
 
 extern "C" __global__ void __launch_bounds__(STATE_THREADS)
@@ -516,8 +517,7 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
     float* sS = sh;                          // [KD][SS] state columns
     float* sv = sS + KD * SS;                // [C][NT_STRIDE] v_new
     float* spv = sv + C * NT_STRIDE;         // [C][NT_STRIDE] the upper k half's part of w S
-    float* sps = spv + C * NT_STRIDE;        // [KD][SS] the upper k half's part of kd^T v_new
-    float* stages = sps + KD * SS;           // 2 x STAGE
+    float* stages = spv + C * NT_STRIDE;     // 2 x STAGE
 
     const int h = blockIdx.y;
     const int b = blockIdx.z;
@@ -587,34 +587,22 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
             }
         }
         __syncthreads();                     // v_new is whole; every warp has read S
-        // S <- e^G_last . S + kd^T v_new: A(d, r) = kd[r][d], state rows 16 wl ..
+        // S <- e^G_last . S + kd^T v_new: A(d, r) = kd[r][d]; warp w takes state rows 16 (w / 2) .., columns 16 (w % 2) ..
+        // over the whole k range (each element of S is written by one warp, after every warp has read S above).
         {
-            float acc[4][4] = {};
-            warp_mma_3xtf32<4>(acc, stage + STAGE_KD + 16 * wl, 1, RK, sv, NT_STRIDE, 1, 4 * kh, 4 * kh + 4);
-            if (kh == 1) {
+            const int sm = warp / 2;
+            const int sn = warp % 2;
+            float acc[2][4] = {};
+            warp_mma_3xtf32<2>(acc, stage + STAGE_KD + 16 * sm, 1, RK, sv + 16 * sn, NT_STRIDE, 1, 0, C / 8);
 #pragma unroll
-                for (int nt = 0; nt < 4; nt++) {
+            for (int nt = 0; nt < 2; nt++) {
 #pragma unroll
-                    for (int e = 0; e < 4; e += 2) {
-                        const int d = 16 * wl + fg + (e >= 2 ? 8 : 0);
-                        *reinterpret_cast<float2*>(sps + d * SS + 8 * nt + 2 * ft) = make_float2(acc[nt][e], acc[nt][e + 1]);
-                    }
-                }
-            }
-            __syncthreads();
-            if (kh == 0) {
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++) {
-#pragma unroll
-                    for (int e = 0; e < 4; e += 2) {
-                        const int d = 16 * wl + fg + (e >= 2 ? 8 : 0);
-                        const int c = 8 * nt + 2 * ft;
-                        const float gl = stage[STAGE_GL + d];
-                        const float2 s2 = *reinterpret_cast<const float2*>(sS + d * SS + c);
-                        const float2 p2 = *reinterpret_cast<const float2*>(sps + d * SS + c);
-                        *reinterpret_cast<float2*>(sS + d * SS + c) =
-                                make_float2(gl * s2.x + (acc[nt][e] + p2.x), gl * s2.y + (acc[nt][e + 1] + p2.y));
-                    }
+                for (int e = 0; e < 4; e += 2) {
+                    const int d = 16 * sm + fg + (e >= 2 ? 8 : 0);
+                    const int c = 16 * sn + 8 * nt + 2 * ft;
+                    const float gl = stage[STAGE_GL + d];
+                    const float2 s2 = *reinterpret_cast<const float2*>(sS + d * SS + c);
+                    *reinterpret_cast<float2*>(sS + d * SS + c) = make_float2(gl * s2.x + acc[nt][e], gl * s2.y + acc[nt][e + 1]);
                 }
             }
         }

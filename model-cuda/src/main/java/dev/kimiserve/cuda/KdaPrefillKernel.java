@@ -32,10 +32,10 @@ public final class KdaPrefillKernel {
     private static final int PREP_SHARED = 4 * (3 * CHUNK * 132 + 256);
     private static final int STATE_THREADS = 512;
     /**
-     * kda_chunk_state: the state tile [128][40] and a partial sum of it, v_new [64][40] and a partial sum of it, two
-     * stages of w [64][132], kd [64][136], u [64][40], e^G_last.
+     * kda_chunk_state: the state tile [128][40], v_new [64][40] and a partial sum of it, two stages of w [64][132], kd
+     * [64][136], u [64][40], e^G_last.
      */
-    private static final int STATE_SHARED = 4 * (2 * HEAD_DIM * 40 + 2 * CHUNK * 40 + 2 * (CHUNK * 132 + CHUNK * 136 + CHUNK * 40 + HEAD_DIM));
+    private static final int STATE_SHARED = 4 * (HEAD_DIM * 40 + 2 * CHUNK * 40 + 2 * (CHUNK * 132 + CHUNK * 136 + CHUNK * 40 + HEAD_DIM));
     /** kda_chunk_output: qg [64][132], half of h [128][72], Aqk [64][68], half of v_new [64][72]. */
     private static final int OUTPUT_SHARED = 4 * (CHUNK * 132 + HEAD_DIM * 72 + CHUNK * 68 + CHUNK * 72);
     private final CudaDevice device;

@@ -76,6 +76,18 @@ __device__ __forceinline__ void cp_async_wait_all() {
     asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
+// Issues the cp.async copies of a chunk's rows of x [T][H][KD] at head h into dst [C][RA], rows past len zero-filled.
+__device__ __forceinline__ void load_rows(float* dst, const float* __restrict__ x, int first, int len, int heads, int h) {
+    const long step = (long) heads * KD;
+    const long at0 = ((long) first * heads + h) * KD;
+    for (int i = threadIdx.x; i < C * KD / 4; i += blockDim.x) {
+        const int r = i / (KD / 4);
+        const int c = 4 * (i % (KD / 4));
+        const bool real = r < len;
+        cp_async16_or_zero(dst + r * RA + c, x + (real ? at0 + r * step + c : 0), real);
+    }
+}
+
 // A chunk's k, g and q rows [C][RA] and beta into shared memory (padding rows zero; every load in flight at once), then
 // G = the inclusive cumulative sum of g down each channel times log2 e, in place (16 rows at a time through registers).
 // Ends with a barrier.
@@ -83,17 +95,9 @@ __device__ __forceinline__ void load_chunk(const float* __restrict__ q, const fl
                                            const float* __restrict__ beta, int first, int len, int heads, int h, float* sk,
                                            float* sq, float* sg, float* sb) {
     const int tid = threadIdx.x;
-    const long step = (long) heads * KD;
-    const long at0 = ((long) first * heads + h) * KD;
-    for (int i = tid; i < C * KD / 4; i += blockDim.x) {
-        const int r = i / (KD / 4);
-        const int c = 4 * (i % (KD / 4));
-        const bool real = r < len;
-        const long at = real ? at0 + r * step + c : 0;
-        cp_async16_or_zero(sk + r * RA + c, k + at, real);
-        cp_async16_or_zero(sq + r * RA + c, q + at, real);
-        cp_async16_or_zero(sg + r * RA + c, g + at, real);
-    }
+    load_rows(sk, k, first, len, heads, h);
+    load_rows(sq, q, first, len, heads, h);
+    load_rows(sg, g, first, len, heads, h);
     cp_async_commit();
     if (tid < C) {
         sb[tid] = tid < len ? beta[(long) (first + tid) * heads + h] : 0.f;
@@ -411,17 +415,8 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
         base[SPLIT_GL + tid] = exp2_approx(glast);
     }
     __syncthreads();                         // k, q and G have been read for the products
-    {                                        // v into q's rows, landing while Akk is inverted
-        const long step = (long) heads * KD;
-        const long at0 = ((long) first * heads + h) * KD;
-        for (int i = tid; i < C * KD / 4; i += blockDim.x) {
-            const int r = i / (KD / 4);
-            const int c = 4 * (i % (KD / 4));
-            const bool real = r < len;
-            cp_async16_or_zero(sq + r * RA + c, v + (real ? at0 + r * step + c : 0), real);
-        }
-        cp_async_commit();
-    }
+    load_rows(sq, v, first, len, heads, h);  // v into q's rows, landing while Akk is inverted
+    cp_async_commit();
     for (int r = tid / KD; r < C; r += PREP_THREADS / KD) {  // k e^G in place
         sk[r * RA + d] *= exp2_approx(sg[r * RA + d]);
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compiles every kernel source (src/main/cuda/*.cu) into a fatbin with PTX for sm_80+ (the driver compiles it for
-# the card at load) and machine code for sm_90 (H100/H200), plus a sidecar with the source's sha256.
+# the card at load) and machine code for sm_90 (H100/H200), plus a sidecar with the sha256 of the source followed by the
+# shared headers (*.cuh, in name order).
 #   model-cuda/build-kernels.sh            regenerate the committed files in src/main/resources (after editing a .cu)
 #   model-cuda/build-kernels.sh DIR        compile into DIR (the build does this when nvcc is present; a test then
 #                                          fails if the committed files differ: stale kernels never pass CI)
@@ -14,8 +15,10 @@ flags=(-fatbin -O3 -gencode arch=compute_80,code=compute_80 -gencode arch=comput
 [[ -n "${LINEINFO:-}" ]] && flags+=(-lineinfo)
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"                 # absolute: nvcc runs in the sources' folder
+shopt -s nullglob
+headers=("$here"/src/main/cuda/*.cuh)     # shared by every source: hashed with each (KernelArtifactsTest does the same)
 for cu in "$here"/src/main/cuda/*.cu; do
   name="$(basename "$cu" .cu)"
   (cd "$(dirname "$cu")" && "$nvcc" "${flags[@]}" -o "$out/$name.fatbin" "$name.cu")
-  echo "$(sha256sum "$cu" | cut -d' ' -f1)  $name.cu" > "$out/$name.fatbin.sha256"
+  echo "$(cat "$cu" "${headers[@]}" | sha256sum | cut -d' ' -f1)  $name.cu" > "$out/$name.fatbin.sha256"
 done

@@ -7,44 +7,12 @@
 // A "segment" is one sequence's run of consecutive rows in a launch: seg_start[s], seg_count[s], and the sequence's
 // state slot seg_slot[s]. Decode is a launch of segments of one row each.
 
-#include <stdint.h>
+#include "common.cuh"
 
 #define FULL 0xffffffffu
 
-// Programmatic dependent launch (sm_90). The engine may launch a kernel while the one before it in the stream still
-// runs (CUDA's programmatic stream serialization). Every kernel here therefore starts with begin_in_order(): it waits
-// until the kernel before has finished and its writes are visible (nothing may read or write activations, states or
-// caches before that), then lets the next kernel start its own prologue (the GEMVs prefetch their weights into L2),
-// so at most two kernels overlap. Both are no-ops below sm_90 and for launches without the attribute.
-__device__ __forceinline__ void wait_for_previous_kernel() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
-
-__device__ __forceinline__ void let_next_kernel_start() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
-
-__device__ __forceinline__ void begin_in_order() {
-    wait_for_previous_kernel();
-    let_next_kernel_start();
-}
-
 __device__ __forceinline__ float bf16_to_float(uint16_t u) {
     return __uint_as_float(((uint32_t) u) << 16);
-}
-
-__device__ __forceinline__ float sigmoidf_exact(float z) {
-    float e = expf(-fabsf(z));
-    return z >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
-}
-
-// silu(g) * u: the SwiGLU activation, one expression for the swiglu kernel and the GEMVs that apply it on load.
-__device__ __forceinline__ float swiglu_one(float g, float u) {
-    return g * sigmoidf_exact(g) * u;
 }
 
 __device__ __forceinline__ float softplusf_torch(float z) {

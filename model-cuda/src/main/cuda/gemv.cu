@@ -10,20 +10,9 @@
 // once per block into shared memory (ROWS * K floats, dynamic) exactly as engine.cu's swiglu kernel computes it. Needs K % 8 == 0 and 16-byte aligned rows (the engine checks, else gemv_bf16).
 // Block: 256 threads (8 warps) = 8 / WPC column groups of CPW columns. Grid (ceil(N / (8 / WPC * CPW)), ceil(M / ROWS)).
 
-#include <stdint.h>
+#include "common.cuh"
 
 #define FULL 0xffffffffu
-
-// Programmatic dependent launch (sm_90), as in engine.cu: a kernel may be launched while the one before it still
-// runs. Each kernel first prefetches its own weights into L2 (they are constants: the previous kernel cannot be
-// writing them), then begin_in_order() waits for the previous kernel to finish before touching activations, and lets
-// the next kernel start its prologue. All no-ops below sm_90 and for launches without the attribute.
-__device__ __forceinline__ void begin_in_order() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
 
 // Starts pulling [p, p + bytes) into L2 (p 16-byte aligned, bytes a multiple of 16) without waiting for it.
 __device__ __forceinline__ void prefetch_l2(const void* p, int bytes) {
@@ -32,16 +21,6 @@ __device__ __forceinline__ void prefetch_l2(const void* p, int bytes) {
         asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(p), "r"(bytes) : "memory");
     }
 #endif
-}
-
-__device__ __forceinline__ float sigmoidf_exact(float z) {         // engine.cu's, bit for bit
-    float e = expf(-fabsf(z));
-    return z >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
-}
-
-// silu(g) * u, the expression of engine.cu's swiglu kernel (so a _swiglu GEMV sees exactly what swiglu would write).
-__device__ __forceinline__ float swiglu_one(float g, float u) {
-    return g * sigmoidf_exact(g) * u;
 }
 
 __device__ __forceinline__ float lane_sum(float v) {

@@ -11,18 +11,10 @@
 // g [B][H][K] (log decay, <= 0), beta [B][H]; slots [B] index the state pool (slot stride H*K*V floats).
 // Output o [B][H][V]. K = V = 128. Grid: (V / (32 * VEC), H, B).
 
+#include "common.cuh"
+
 #define KD 128
 #define VD 128
-
-// Programmatic dependent launch (sm_90), as in engine.cu: the engine may launch this kernel while the one before it
-// still runs, so it first waits for that kernel to finish, then lets the next one start its prologue. No-ops below
-// sm_90 and for launches without the attribute.
-__device__ __forceinline__ void begin_in_order() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;\n" ::: "memory");
-    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
-}
 
 template <int VEC> struct Vec;
 template <> struct Vec<1> { typedef float type; };

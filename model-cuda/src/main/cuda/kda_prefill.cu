@@ -25,7 +25,7 @@
 // kd, qg [C][KD], e^G_last [KD], h [KD][KD].
 // A partial last chunk is padded with k = v = 0, beta = 0, g = 0 (spec 4.4): the padding changes nothing.
 
-#include <stdint.h>
+#include "common.cuh"
 
 #define KD 128
 #define C 64
@@ -46,18 +46,6 @@
 #define SPLIT_FLOATS (SPLIT_H + KD * KD)       // 53,376: a multiple of 4, so every part is 16-byte aligned
 #define LDT 68                                 // row stride of Akk and T in the prep kernel (tensor-core operands)
 
-// 16 bytes global -> shared (as in mla_decode.cu).
-__device__ __forceinline__ void cp_async16(void* dst, const void* src) {
-    const unsigned s = (unsigned) __cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(s), "l"(src));
-}
-
-// 16 bytes global -> shared, zero-filled when !valid (src is then not read).
-__device__ __forceinline__ void cp_async16_or_zero(float* dst, const float* src, bool valid) {
-    const unsigned s = (unsigned) __cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(src), "r"(valid ? 16 : 0));
-}
-
 // 2^x, flushing results below the smallest normal float to 0 (e^x = 2^(x log2 e): the prep kernel keeps G in log2
 // units, so that each decay factor is one MUFU instruction).
 __device__ __forceinline__ float exp2_approx(float x) {
@@ -67,14 +55,6 @@ __device__ __forceinline__ float exp2_approx(float x) {
 }
 
 #define LOG2E 1.4426950408889634f
-
-__device__ __forceinline__ void cp_async_commit() {
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-
-__device__ __forceinline__ void cp_async_wait_all() {
-    asm volatile("cp.async.wait_group 0;\n" ::);
-}
 
 // Issues the cp.async copies of a chunk's rows of x [T][H][KD] at head h into dst [C][RA], rows past len zero-filled.
 __device__ __forceinline__ void load_rows(float* dst, const float* __restrict__ x, int first, int len, int heads, int h) {
@@ -102,7 +82,7 @@ __device__ __forceinline__ void load_chunk(const float* __restrict__ q, const fl
     if (tid < C) {
         sb[tid] = tid < len ? beta[(long) (first + tid) * heads + h] : 0.f;
     }
-    cp_async_wait_all();
+    cp_async_wait<0>();
     __syncthreads();
     if (tid < KD) {
         float acc = 0.f;
@@ -450,7 +430,7 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
             st[r * LDT + m] *= sb[m];
         }
     }
-    cp_async_wait_all();
+    cp_async_wait<0>();
     __syncthreads();
     // w and u on tensor cores: warp w takes columns 32 (w % 4) .. of m-tiles w / 4 and 3 - w / 4 (T is zero above its
     // diagonal, so m-tile mt stops after 2 (mt + 1) k-steps: 10 k-steps per warp).
@@ -538,7 +518,7 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
     for (int n = 0; n < chunks; n++) {
         float* base = scratch + ((long) (chunk0 + n) * heads + h) * SPLIT_FLOATS;
         const float* stage = stages + (n & 1) * STAGE;
-        cp_async_wait_all();
+        cp_async_wait<0>();
         __syncthreads();                     // this chunk's stage has landed; the previous chunk is done with all
         if (n + 1 < chunks) {
             state_stage_load(stages + ((n + 1) & 1) * STAGE, base + (long) heads * SPLIT_FLOATS, col0);
@@ -602,7 +582,7 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
             }
         }
     }
-    cp_async_wait_all();
+    cp_async_wait<0>();
     __syncthreads();
     for (int i = tid; i < KD * TILE; i += blockDim.x) {
         state[(long) (i / TILE) * KD + i % TILE] = sS[(i / TILE) * SS + i % TILE];
@@ -650,14 +630,14 @@ kda_chunk_output(const int* __restrict__ chunk_seq, const int* __restrict__ chun
         cp_async16(svn + r * OH + c, base + SPLIT_U + r * KD + col0 + c);
     }
     cp_async_commit();
-    asm volatile("cp.async.wait_group 1;\n" ::: "memory");  // qg and h have landed; Aqk and v_new land during qg h
+    cp_async_wait<1>();                      // qg and h have landed; Aqk and v_new land during qg h
     __syncthreads();
     // Warp w: rows 16 (w / 2) .., columns 32 (w % 2) .. (four n-tiles); Aqk is zero above its diagonal.
     const int mt = warp / 2;
     const int nh = warp % 2;
     float acc[4][4] = {};
     warp_mma_3xtf32<4>(acc, sqg + 16 * mt * RA, RA, 1, shs + 32 * nh, OH, 1, 0, KD / 8);
-    cp_async_wait_all();
+    cp_async_wait<0>();
     __syncthreads();
     warp_mma_3xtf32<4>(acc, saqk + 16 * mt * LDA, LDA, 1, svn + 32 * nh, OH, 1, 0, 2 * (mt + 1));
 #pragma unroll

@@ -16,7 +16,7 @@
 // [B][splits][32] fp32; out z [B][32][512] fp32.
 
 #include <cuda_bf16.h>
-#include <stdint.h>
+#include "common.cuh"
 
 #define HEADS 32
 #define WIDTH 576
@@ -48,21 +48,6 @@ __device__ __forceinline__ void ldsm_x4_trans(uint32_t* r, const void* p) {
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
 }
 
-// 16 bytes global -> shared without passing through registers; zero-filled when !valid.
-__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool valid) {
-    const unsigned s = (unsigned) __cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(src), "r"(valid ? 16 : 0));
-}
-
-__device__ __forceinline__ void cp_async_commit() {
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" :: "n"(N));
-}
-
 // Issues the copies of one chunk of CHUNK tokens (all 576 values of each) into buffer dst.
 __device__ __forceinline__ void load_chunk(__nv_bfloat16* dst, const __nv_bfloat16* __restrict__ cache,
                                            const int* __restrict__ pages, long page_base, int base, int len, int tid) {
@@ -73,7 +58,7 @@ __device__ __forceinline__ void load_chunk(__nv_bfloat16* dst, const __nv_bfloat
         const int t = base + r;
         const bool valid = t < len;
         const long row = valid ? (long) pages[page_base + t / PAGE] * PAGE + t % PAGE : 0;
-        cp_async16(dst + r * QS + col, cache + row * WIDTH + col, valid);
+        cp_async16_or_zero(dst + r * QS + col, cache + row * WIDTH + col, valid);
     }
 }
 
@@ -107,7 +92,7 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
     for (int i = tid; i < HEADS * WIDTH / 8; i += THREADS) {
         const int row = i / (WIDTH / 8);
         const int col = (i % (WIDTH / 8)) * 8;
-        cp_async16(sq + row * QS + col, q + ((long) b * HEADS + row) * WIDTH + col, true);
+        cp_async16_or_zero(sq + row * QS + col, q + ((long) b * HEADS + row) * WIDTH + col, true);
     }
     if (c0 < c1) {
         load_chunk(sc0, cache, pages, page_base, c0 * CHUNK, len, tid);

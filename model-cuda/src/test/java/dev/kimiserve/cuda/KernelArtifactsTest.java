@@ -15,8 +15,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The committed kernel images are those of the committed sources: every {@code src/main/cuda/*.cu} has a fatbin whose
- * sidecar names the source's sha256, and where the build could run nvcc (target/kernels-regenerated exists) the
- * committed fatbins equal freshly compiled ones byte for byte. Fix a failure with {@code model-cuda/build-kernels.sh}.
+ * sidecar names the sha256 of the source followed by the shared headers ({@code *.cuh}), and where the build could run
+ * nvcc (target/kernels-regenerated exists) the committed fatbins equal freshly compiled ones byte for byte. Fix a failure
+ * with {@code model-cuda/build-kernels.sh}.
  */
 class KernelArtifactsTest {
     static final Path MODULE = locateModule();
@@ -29,9 +30,28 @@ class KernelArtifactsTest {
     }
 
     static List<Path> sources() throws IOException {
+        return filesEndingWith(".cu");
+    }
+
+    /** The headers every source includes (common.cuh): hashed after each source. */
+    static List<Path> headers() throws IOException {
+        return filesEndingWith(".cuh");
+    }
+
+    static List<Path> filesEndingWith(String suffix) throws IOException {
         try (Stream<Path> s = Files.list(SOURCES)) {
-            return s.filter(p -> p.toString().endsWith(".cu")).sorted().toList();
+            return s.filter(p -> p.getFileName().toString().endsWith(suffix)).sorted().toList();
         }
+    }
+
+    /** sha256 of the source followed by the headers in name order, as build-kernels.sh records it. */
+    static String sourceHash(Path cu) throws Exception {
+        MessageDigest sha = MessageDigest.getInstance("SHA-256");
+        sha.update(Files.readAllBytes(cu));
+        for (Path h : headers()) {
+            sha.update(Files.readAllBytes(h));
+        }
+        return HexFormat.of().formatHex(sha.digest());
     }
 
     static String name(Path cu) {
@@ -48,8 +68,8 @@ class KernelArtifactsTest {
             assertTrue(Files.isRegularFile(IMAGES.resolve(name(cu) + ".fatbin")), cu + " has no fatbin: run model-cuda/build-kernels.sh");
             assertTrue(Files.isRegularFile(sidecar), cu + " has no " + sidecar.getFileName() + ": run model-cuda/build-kernels.sh");
             String recorded = Files.readString(sidecar).trim().split("\\s+")[0];
-            String actual = HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(cu)));
-            assertEquals(actual, recorded, cu.getFileName() + " changed since its fatbin was built: run model-cuda/build-kernels.sh");
+            assertEquals(sourceHash(cu), recorded,
+                    cu.getFileName() + " or a header it includes changed since its fatbin was built: run model-cuda/build-kernels.sh");
         }
     }
 

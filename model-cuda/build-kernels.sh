@@ -6,7 +6,7 @@
 #   model-cuda/build-kernels.sh DIR        compile into DIR (the build does this when nvcc is present; a test then
 #                                          fails if the committed files differ: stale kernels never pass CI)
 #   LINEINFO=1 model-cuda/build-kernels.sh .device/klines
-#                                          with source-line info, for device-ncu-source.sh (never commit these)
+#                                          with source-line info, for SOURCE=1 device-ncu.sh (never commit these)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/src/main/resources/dev/kimiserve/cuda}"

@@ -9,6 +9,11 @@
 #                                                               (--repeat 3) instead of the model (no model is made);
 #                                                               each KDA prefill kernel runs 26 times per shape, so
 #                                                               SKIP=52 lands on T=16,384
+#   SOURCE=1 FAMILY=... KERNEL=... SKIP=...                     the same kernel's per-source-line view with SASS
+#                                                               ($OUT/KERNEL-source.csv; summarise with
+#                                                               model-cuda/ncu-source-summary.py), from the kernels built
+#                                                               here first with LINEINFO=1 model-cuda/build-kernels.sh
+#                                                               .device/klines (rebuild after every .cu edit)
 set -uo pipefail
 out="${OUT:-/tmp/out}"
 mkdir -p "$out"
@@ -23,7 +28,16 @@ else
   app=("${java[@]}" dev.kimiserve.cli.KimiCli bench --backend cuda --model "$(m48_model 8)" --mode decode --batch "$b"
        --prompt-tokens "${PROMPT:-16}" --decode-tokens 64 --repeat 1)
 fi
-if [[ -n "${KERNEL:-}" ]]; then
+if [[ -n "${SOURCE:-}" ]]; then
+  [[ -d .device/klines && -n "${KERNEL:-}" ]] || { echo "SOURCE=1 needs KERNEL and .device/klines (LINEINFO=1 build-kernels.sh)"; exit 1; }
+  KIMI_CUDA_KERNELS="$PWD/.device/klines" KIMI_CUDA_GRAPHS=0 timeout 300 ncu --clock-control none --target-processes all \
+    -k "regex:$KERNEL" --launch-skip "${SKIP:-200}" --launch-count 1 --section SourceCounters --section WarpStateStats \
+    --section SpeedOfLight --section ComputeWorkloadAnalysis --import-source yes -o "$out/$KERNEL" "${app[@]}" > "$out/$KERNEL-run.txt" 2>&1
+  ncu -i "$out/$KERNEL.ncu-rep" --page source --csv --print-source cuda,sass > "$out/$KERNEL-source.csv" 2> "$out/$KERNEL-source.err"
+  ncu -i "$out/$KERNEL.ncu-rep" --page details > "$out/$KERNEL-details.txt" 2>&1
+  rm -f "$out/$KERNEL.ncu-rep"
+  grep -E "Duration|Executed Ipc Active|Issue Slots Busy|Memory Throughput" "$out/$KERNEL-details.txt"
+elif [[ -n "${KERNEL:-}" ]]; then
   KIMI_CUDA_GRAPHS=0 timeout 300 ncu --clock-control none --target-processes all -k "regex:$KERNEL" --launch-skip "${SKIP:-200}" \
     --launch-count 1 --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \
     --section SourceCounters --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarises device-ncu-source.sh's source view (ncu --page source --csv --print-source cuda,sass) of one kernel: the
+"""Summarises SOURCE=1 device-ncu.sh's source view (ncu --page source --csv --print-source cuda,sass) of one kernel: the
 source lines with the most warp stall samples (share of stalls, of executed warp instructions, of excess shared-memory
 wavefronts, i.e. bank conflicts), then the SASS opcodes by share of executed instructions.
 

@@ -56,6 +56,11 @@ __device__ __forceinline__ float exp2_approx(float x) {
 
 #define LOG2E 1.4426950408889634f
 
+// The real rows (<= C) of the chunk starting at token first: its sequence may end inside it.
+__device__ __forceinline__ int chunk_rows(const int* __restrict__ chunk_seq, const int* __restrict__ seq_start, int chunk, int first) {
+    return min(C, seq_start[chunk_seq[chunk] + 1] - first);
+}
+
 // Issues the cp.async copies of a chunk's rows of x [T][H][KD] at head h into dst [C][RA], rows past len zero-filled.
 __device__ __forceinline__ void load_rows(float* dst, const float* __restrict__ x, int first, int len, int heads, int h) {
     const long step = (long) heads * KD;
@@ -340,7 +345,7 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     const int fg = lane >> 2;
     const int ft = lane & 3;
     const int first = chunk_first[chunk];
-    const int len = min(C, seq_start[chunk_seq[chunk] + 1] - first);
+    const int len = chunk_rows(chunk_seq, seq_start, chunk, first);
     float* base = scratch + ((long) chunk * heads + h) * SPLIT_FLOATS;
     float* out_aqk = base + SPLIT_AQK;
 
@@ -609,7 +614,7 @@ kda_chunk_output(const int* __restrict__ chunk_seq, const int* __restrict__ chun
     const int fg = lane >> 2;
     const int ft = lane & 3;
     const int first = chunk_first[chunk];
-    const int len = min(C, seq_start[chunk_seq[chunk] + 1] - first);
+    const int len = chunk_rows(chunk_seq, seq_start, chunk, first);
     const float* base = scratch + ((long) chunk * heads + h) * SPLIT_FLOATS;
 
     for (int i = tid; i < C * KD / 4; i += blockDim.x) {

@@ -9,7 +9,7 @@
 //                    T = (I + Akk)^-1 by 16 x 16 blocks and w = T (beta . k . e^G), u = T (beta . v),
 //                    kd = k . e^(G_last - G), qg = q . e^G, e^G_last into the scratch.
 //  kda_chunk_state   grid (V / 32, H, B): per sequence, head and 32-column state tile, the chunks in order:
-//                    h_c = S (stored), v_new = u - w S (stored over u), S <- e^G_last . S + kd^T v_new; the next
+//                    h_c = S (stored transposed), v_new = u - w S (stored over u), S <- e^G_last . S + kd^T v_new; the next
 //                    chunk's w, kd, u and e^G_last stream into a second stage with cp.async meanwhile. (v_new is the
 //                    delta rule's T beta (v - (k e^G) S).) Columns of the state never mix, so the tiles run apart.
 //  kda_chunk_output  grid chunks x H x 2: O = qg h_c + Aqk v_new for half of the columns, every chunk at once.
@@ -22,7 +22,7 @@
 // sequence and first token of each chunk (chunks of a sequence consecutive, in order), seq_chunk0 [B] the index of a
 // sequence's first chunk; states [slots][H][128][128] with slots [B]. Scratch per (chunk, head), floats: Aqk [C][C]
 // (zero above the diagonal inside the 16 x 16 diagonal blocks; never written or read further up), w, u (then v_new),
-// kd, qg [C][KD], e^G_last [KD], h [KD][KD].
+// kd, qg [C][KD], e^G_last [KD], h^T [KD][KD] (the state at the chunk's start, row = value column).
 // A partial last chunk is padded with k = v = 0, beta = 0, g = 0 (spec 4.4): the padding changes nothing.
 
 #include "common.cuh"
@@ -198,6 +198,91 @@ __device__ __forceinline__ void warp_mma_3xtf32(float acc[NT][4], const float* p
             mma_tf32(small[nt], alo, bhi);
             mma_tf32(small[nt], ahi, blo);
             mma_tf32(acc[nt], ahi, bhi);
+        }
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            acc[nt][e] += small[nt][e];
+        }
+    }
+}
+
+// The same with fragments read by ldmatrix (8 x 8 b16 matrices = 8 rows of 4 fp32: lane l gives the address of row
+// l % 8 of matrix l / 8 and receives word l % 4 of row l / 4 of each, which is the fragments' (g, t) order): A [16][k]
+// row-major at pa (row stride sa), B n-major, B(k, n) = pb[n * sb + k], NT n-tiles (NT even). Rows 16-byte aligned.
+// One ldmatrix brings A's fragment (rows 0-7 and 8-15 at k0, then at k0 + 4); one brings B's of two n-tiles (n 0-7 at
+// k0 and k0 + 4, then n 8-15).
+template <int NT>
+__device__ __forceinline__ void warp_mma_3xtf32_nk(float acc[NT][4], const float* pa, int sa, const float* pb, int sb, int ks0,
+                                                   int ks1) {
+    const int lane = threadIdx.x & 31;
+    const float* arow = pa + (lane % 8 + 8 * ((lane / 8) % 2)) * sa + 4 * (lane / 16);
+    const float* brow = pb + (lane % 8 + 8 * (lane / 16)) * sb + 4 * ((lane / 8) % 2);
+    float small[NT][4] = {};
+    for (int ks = ks0; ks < ks1; ks++) {
+        uint32_t av[4], ahi[4], alo[4];
+        ldsm_x4(av, arow + 8 * ks);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            split_tf32(__uint_as_float(av[i]), &ahi[i], &alo[i]);
+        }
+#pragma unroll
+        for (int np = 0; np < NT / 2; np++) {
+            uint32_t bv[4], bhi[4], blo[4];
+            ldsm_x4(bv, brow + 16 * np * sb + 8 * ks);
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                split_tf32(__uint_as_float(bv[i]), &bhi[i], &blo[i]);
+            }
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                mma_tf32(small[2 * np + j], alo, bhi + 2 * j);
+                mma_tf32(small[2 * np + j], ahi, blo + 2 * j);
+                mma_tf32(acc[2 * np + j], ahi, bhi + 2 * j);
+            }
+        }
+    }
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            acc[nt][e] += small[nt][e];
+        }
+    }
+}
+
+// The same with A read element by element, A(m, k) = pa[m * sam + k * sak], and B split already: its big and small
+// parts n-major at pbhi and pblo (B(k, n) = pbhi[n * sb + k] + pblo[n * sb + k]), read by ldmatrix.
+template <int NT>
+__device__ __forceinline__ void warp_mma_3xtf32_split_b(float acc[NT][4], const float* pa, int sam, int sak, const float* pbhi,
+                                                        const float* pblo, int sb, int ks0, int ks1) {
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    const int brow = (lane % 8 + 8 * (lane / 16)) * sb + 4 * ((lane / 8) % 2);
+    float small[NT][4] = {};
+    for (int ks = ks0; ks < ks1; ks++) {
+        const int k0 = 8 * ks;
+        const float av[4] = {pa[g * sam + (k0 + t) * sak], pa[(g + 8) * sam + (k0 + t) * sak], pa[g * sam + (k0 + t + 4) * sak],
+                             pa[(g + 8) * sam + (k0 + t + 4) * sak]};
+        uint32_t ahi[4], alo[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            split_tf32(av[i], &ahi[i], &alo[i]);
+        }
+#pragma unroll
+        for (int np = 0; np < NT / 2; np++) {
+            uint32_t bhi[4], blo[4];
+            ldsm_x4(bhi, pbhi + brow + 16 * np * sb + k0);
+            ldsm_x4(blo, pblo + brow + 16 * np * sb + k0);
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                mma_tf32(small[2 * np + j], alo, bhi + 2 * j);
+                mma_tf32(small[2 * np + j], ahi, blo + 2 * j);
+                mma_tf32(acc[2 * np + j], ahi, bhi + 2 * j);
+            }
         }
     }
 #pragma unroll
@@ -485,18 +570,23 @@ __device__ __forceinline__ void state_stage_load(float* stage, const float* base
     }
 }
 
-// kda_chunk_state: 16 warps. For v_new two per output tile, each taking half of the product's k range (the upper half's
-// part goes through shared memory to the lower half's warp), so that twice the warps hide the mma and operand-split
-// latencies; for S one per 16 x 16 tile over the whole k range (64), which needs no combining.
+// kda_chunk_state: 16 warps. The state tile is kept transposed, S^T [TILE][KD], and v_new transposed and split into
+// its TF32 big and small parts [TILE][C], so that every operand but kd reaches the tensor cores by ldmatrix. For v_new
+// two warps per output tile, each taking half of the product's k range (the upper half's part goes through shared
+// memory to the lower half's warp), so that twice the warps hide the mma and operand-split latencies; for S one per
+// 16 x 16 tile over the whole k range (64), which needs no combining.
 #define STATE_THREADS 512
+#define STS 132                 // row stride of S^T [TILE][KD]
+#define VTS 68                  // row stride of v_new^T's parts [TILE][C]
 
 extern "C" __global__ void __launch_bounds__(STATE_THREADS)
 kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_chunk0, const int* __restrict__ slots,
                 float* __restrict__ states, float* __restrict__ scratch, int heads) {
     extern __shared__ __align__(16) float sh[];
-    float* sS = sh;                          // [KD][SS] state columns
-    float* sv = sS + KD * SS;                // [C][NT_STRIDE] v_new
-    float* spv = sv + C * NT_STRIDE;         // [C][NT_STRIDE] the upper k half's part of w S
+    float* sST = sh;                         // [TILE][STS] the state's columns, transposed
+    float* svhi = sST + TILE * STS;          // [TILE][VTS] v_new^T, TF32 big part
+    float* svlo = svhi + TILE * VTS;         // [TILE][VTS] v_new^T, small part
+    float* spv = svlo + TILE * VTS;          // [C][NT_STRIDE] the upper k half's part of w S
     float* stages = spv + C * NT_STRIDE;     // 2 x STAGE
 
     const int h = blockIdx.y;
@@ -516,7 +606,7 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
     float* state = states + ((long) slots[b] * heads + h) * KD * KD + col0;
 
     for (int i = tid; i < KD * TILE; i += blockDim.x) {
-        sS[(i / TILE) * SS + i % TILE] = state[(long) (i / TILE) * KD + i % TILE];
+        sST[(i % TILE) * STS + i / TILE] = state[(long) (i / TILE) * KD + i % TILE];
     }
     state_stage_load(stages, scratch + ((long) chunk0 * heads + h) * SPLIT_FLOATS, col0);
     cp_async_commit();
@@ -529,15 +619,15 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
             state_stage_load(stages + ((n + 1) & 1) * STAGE, base + (long) heads * SPLIT_FLOATS, col0);
         }
         cp_async_commit();
-        for (int i = tid; i < KD * TILE / 4; i += blockDim.x) { // h_c = S, 16 bytes at a time
-            const int d = i / (TILE / 4);
-            const int c = 4 * (i % (TILE / 4));
-            *reinterpret_cast<float4*>(base + SPLIT_H + d * KD + col0 + c) = *reinterpret_cast<const float4*>(sS + d * SS + c);
+        for (int i = tid; i < TILE * KD / 4; i += blockDim.x) { // h_c^T = S^T, 16 bytes at a time
+            const int c = i / (KD / 4);
+            const int d = 4 * (i % (KD / 4));
+            *reinterpret_cast<float4*>(base + SPLIT_H + (col0 + c) * KD + d) = *reinterpret_cast<const float4*>(sST + c * STS + d);
         }
         // v_new = u - w S
         {
             float acc[2][4] = {};
-            warp_mma_3xtf32<2>(acc, stage + 16 * mt * RA, RA, 1, sS + 16 * nh, SS, 1, 8 * kh, 8 * kh + 8);
+            warp_mma_3xtf32_nk<2>(acc, stage + 16 * mt * RA, RA, sST + 16 * nh * STS, STS, 8 * kh, 8 * kh + 8);
             if (kh == 1) {
 #pragma unroll
                 for (int nt = 0; nt < 2; nt++) {
@@ -559,9 +649,15 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
                         const int c = 16 * nh + 8 * nt + 2 * ft;
                         const float2 u = *reinterpret_cast<const float2*>(stage + STAGE_U + r * NT_STRIDE + c);
                         const float2 p = *reinterpret_cast<const float2*>(spv + r * NT_STRIDE + c);
-                        const float2 vn = make_float2(u.x - (acc[nt][e] + p.x), u.y - (acc[nt][e + 1] + p.y));
-                        *reinterpret_cast<float2*>(sv + r * NT_STRIDE + c) = vn;
-                        *reinterpret_cast<float2*>(base + SPLIT_U + r * KD + col0 + c) = vn;
+                        const float vn[2] = {u.x - (acc[nt][e] + p.x), u.y - (acc[nt][e + 1] + p.y)};
+                        *reinterpret_cast<float2*>(base + SPLIT_U + r * KD + col0 + c) = make_float2(vn[0], vn[1]);
+#pragma unroll
+                        for (int j = 0; j < 2; j++) {
+                            uint32_t hi, lo;
+                            split_tf32(vn[j], &hi, &lo);
+                            svhi[(c + j) * VTS + r] = __uint_as_float(hi);
+                            svlo[(c + j) * VTS + r] = __uint_as_float(lo);
+                        }
                     }
                 }
             }
@@ -573,16 +669,14 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
             const int sm = warp / 2;
             const int sn = warp % 2;
             float acc[2][4] = {};
-            warp_mma_3xtf32<2>(acc, stage + STAGE_KD + 16 * sm, 1, RK, sv + 16 * sn, NT_STRIDE, 1, 0, C / 8);
+            warp_mma_3xtf32_split_b<2>(acc, stage + STAGE_KD + 16 * sm, 1, RK, svhi + 16 * sn * VTS, svlo + 16 * sn * VTS, VTS, 0, C / 8);
 #pragma unroll
             for (int nt = 0; nt < 2; nt++) {
 #pragma unroll
-                for (int e = 0; e < 4; e += 2) {
+                for (int e = 0; e < 4; e++) {
                     const int d = 16 * sm + fg + (e >= 2 ? 8 : 0);
-                    const int c = 16 * sn + 8 * nt + 2 * ft;
-                    const float gl = stage[STAGE_GL + d];
-                    const float2 s2 = *reinterpret_cast<const float2*>(sS + d * SS + c);
-                    *reinterpret_cast<float2*>(sS + d * SS + c) = make_float2(gl * s2.x + acc[nt][e], gl * s2.y + acc[nt][e + 1]);
+                    const int c = 16 * sn + 8 * nt + 2 * ft + (e & 1);
+                    sST[c * STS + d] = stage[STAGE_GL + d] * sST[c * STS + d] + acc[nt][e];
                 }
             }
         }
@@ -590,19 +684,19 @@ kda_chunk_state(const int* __restrict__ seq_start, const int* __restrict__ seq_c
     cp_async_wait<0>();
     __syncthreads();
     for (int i = tid; i < KD * TILE; i += blockDim.x) {
-        state[(long) (i / TILE) * KD + i % TILE] = sS[(i / TILE) * SS + i % TILE];
+        state[(long) (i / TILE) * KD + i % TILE] = sST[(i % TILE) * STS + i / TILE];
     }
 }
 
-#define OH 72                   // row stride of the h and v_new halves in kda_chunk_output
+#define OH 72                   // row stride of the v_new half in kda_chunk_output
 
 extern "C" __global__ void __launch_bounds__(256)
 kda_chunk_output(const int* __restrict__ chunk_seq, const int* __restrict__ chunk_first,
                  const int* __restrict__ seq_start, int heads, const float* __restrict__ scratch, float* __restrict__ o) {
     extern __shared__ __align__(16) float sh[];
     float* sqg = sh;                         // [C][RA] q e^G
-    float* shs = sqg + C * RA;               // [KD][OH] h_c, this block's 64 columns
-    float* saqk = shs + KD * OH;             // [C][LDA]
+    float* sht = sqg + C * RA;               // [64][RA] h_c^T, this block's 64 columns
+    float* saqk = sht + 64 * RA;             // [C][LDA]
     float* svn = saqk + C * LDA;             // [C][OH] v_new, this block's 64 columns
 
     const int chunk = blockIdx.x / (2 * heads);   // column halves, then heads fastest (as in the prep kernel)
@@ -622,10 +716,10 @@ kda_chunk_output(const int* __restrict__ chunk_seq, const int* __restrict__ chun
         const int c = 4 * (i % (KD / 4));
         cp_async16(sqg + r * RA + c, base + SPLIT_QG + r * KD + c);
     }
-    for (int i = tid; i < KD * 16; i += blockDim.x) {
-        const int r = i / 16;
-        const int c = 4 * (i % 16);
-        cp_async16(shs + r * OH + c, base + SPLIT_H + r * KD + col0 + c);
+    for (int i = tid; i < 64 * KD / 4; i += blockDim.x) {
+        const int r = i / (KD / 4);
+        const int c = 4 * (i % (KD / 4));
+        cp_async16(sht + r * RA + c, base + SPLIT_H + (col0 + r) * KD + c);
     }
     cp_async_commit();
     for (int i = tid; i < C * 16; i += blockDim.x) {
@@ -641,7 +735,7 @@ kda_chunk_output(const int* __restrict__ chunk_seq, const int* __restrict__ chun
     const int mt = warp / 2;
     const int nh = warp % 2;
     float acc[4][4] = {};
-    warp_mma_3xtf32<4>(acc, sqg + 16 * mt * RA, RA, 1, shs + 32 * nh, OH, 1, 0, KD / 8);
+    warp_mma_3xtf32_nk<4>(acc, sqg + 16 * mt * RA, RA, sht + 32 * nh * RA, RA, 0, KD / 8);
     cp_async_wait<0>();
     __syncthreads();
     warp_mma_3xtf32<4>(acc, saqk + 16 * mt * LDA, LDA, 1, svn + 32 * nh, OH, 1, 0, 2 * (mt + 1));

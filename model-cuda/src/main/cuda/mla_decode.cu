@@ -34,20 +34,6 @@ __device__ __forceinline__ void mma_bf16(float* d, const uint32_t* a, const uint
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// Four 8x8 b16 matrices from shared memory in mma fragment order; lane l gives the address of row l % 8 of matrix
-// l / 8. The .trans form delivers each matrix transposed.
-__device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* p) {
-    const unsigned a = (unsigned) __cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
-}
-
-__device__ __forceinline__ void ldsm_x4_trans(uint32_t* r, const void* p) {
-    const unsigned a = (unsigned) __cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
-}
-
 // Issues the copies of one chunk of CHUNK tokens (all 576 values of each) into buffer dst.
 __device__ __forceinline__ void load_chunk(__nv_bfloat16* dst, const __nv_bfloat16* __restrict__ cache,
                                            const int* __restrict__ pages, long page_base, int base, int len, int tid) {

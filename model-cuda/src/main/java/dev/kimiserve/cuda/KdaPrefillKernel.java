@@ -19,7 +19,7 @@ import jcuda.driver.CUfunction_attribute;
  * beta     [T, H]      fp32
  * states   [slots, H, 128, 128] fp32, slots [B] int32
  * out      [T, H, 128] fp32
- * scratch  [chunks, H, 53376] fp32 (Aqk, w, u then v_new, kd, qg, e^G_last, the state at the chunk's start)
+ * scratch  [chunks, H, 53376] fp32 (Aqk, w, u then v_new, kd, qg, e^G_last, the state at the chunk's start transposed)
  * </pre>
  */
 public final class KdaPrefillKernel {
@@ -32,12 +32,12 @@ public final class KdaPrefillKernel {
     private static final int PREP_SHARED = 4 * (3 * CHUNK * 132 + 256);
     private static final int STATE_THREADS = 512;
     /**
-     * kda_chunk_state: the state tile [128][40], v_new [64][40] and a partial sum of it, two stages of w [64][132], kd
-     * [64][136], u [64][40], e^G_last.
+     * kda_chunk_state: the state tile transposed [32][132], v_new transposed in two parts [32][68] each, the upper k
+     * half's part of w S [64][40], two stages of w [64][132], kd [64][136], u [64][40], e^G_last.
      */
-    private static final int STATE_SHARED = 4 * (HEAD_DIM * 40 + 2 * CHUNK * 40 + 2 * (CHUNK * 132 + CHUNK * 136 + CHUNK * 40 + HEAD_DIM));
-    /** kda_chunk_output: qg [64][132], half of h [128][72], Aqk [64][68], half of v_new [64][72]. */
-    private static final int OUTPUT_SHARED = 4 * (CHUNK * 132 + HEAD_DIM * 72 + CHUNK * 68 + CHUNK * 72);
+    private static final int STATE_SHARED = 4 * (32 * 132 + 2 * 32 * 68 + CHUNK * 40 + 2 * (CHUNK * 132 + CHUNK * 136 + CHUNK * 40 + HEAD_DIM));
+    /** kda_chunk_output: qg [64][132], half of h^T [64][132], Aqk [64][68], half of v_new [64][72]. */
+    private static final int OUTPUT_SHARED = 4 * (CHUNK * 132 + 64 * 132 + CHUNK * 68 + CHUNK * 72);
     private final CudaDevice device;
     private final CUfunction prep;
     private final CUfunction state;

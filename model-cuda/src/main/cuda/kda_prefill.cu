@@ -3,9 +3,11 @@
 //  kda_chunk_prep    grid chunks x H: the cumulative log decay G of the chunk, then the lower-triangular
 //                      Akk[r][j] = beta_r sum_d k_r[d] e^(G_r[d] - G_j[d]) k_j[d]   (j < r)
 //                      Aqk[r][j] =        sum_d q_r[d] e^(G_r[d] - G_j[d]) k_j[d]   (j <= r)
-//                    with exact pairwise decays inside each 16-row sub-chunk and, across sub-chunks, through the anchor
-//                    a = the first row of r's sub-chunk: e^(G_r - G_j) = e^(G_r - G_a) e^(G_a - G_j), both exponents
-//                    <= 0 (G does not increase down a chunk), so nothing overflows however strong the gate. Then
+//                    through the anchor a = the first row of r's sub-chunk of 16 rows: e^(G_r - G_j) =
+//                    e^(G_r - G_a) e^(G_a - G_j), on tensor cores. Across sub-chunks both exponents are <= 0 (G does
+//                    not increase down a chunk), so nothing overflows however strong the gate; inside one (the
+//                    diagonal blocks) e^(G_a - G_j) >= 1, so channels decaying by more than 2^64 across the sub-chunk
+//                    are left out of the product and summed pair by pair with exact decays instead. Then
 //                    T = (I + Akk)^-1 by 16 x 16 blocks and w = T (beta . k . e^G), u = T (beta . v),
 //                    kd = k . e^(G_last - G), qg = q . e^G, e^G_last into the scratch.
 //  kda_chunk_state   grid (V / 32, H, B): per sequence, head and 32-column state tile, the chunks in order:
@@ -36,6 +38,8 @@
 #define NT_STRIDE 40            // row stride of [C][TILE] arrays (u, v_new)
 #define LDA 68                  // row stride of Aqk [C][C] in the output kernel
 #define SUB 16
+#define SAFE_SPAN 64.f          // the most decay (log2 units) a channel may have across a sub-chunk for the anchored
+                                // diagonal product: its factors stay within 2^-64 .. 2^64, far from fp32's limits
 #define SPLIT_AQK 0
 #define SPLIT_W (SPLIT_AQK + C * C)
 #define SPLIT_U (SPLIT_W + C * KD)
@@ -107,35 +111,18 @@ __device__ __forceinline__ void load_chunk(const float* __restrict__ q, const fl
     __syncthreads();
 }
 
-// kk = sum_d k_r[d] exp(G_r[d] - G_j[d]) k_j[d] and qk likewise with q_r, from k, q and G (log2 units) [C][RA] rows in
-// shared memory, four channels per 16-byte load.
-__device__ __forceinline__ void exact_pair(const float* sk, const float* sq, const float* sg, int r, int j, float* kk, float* qk) {
-    const float4* kr = reinterpret_cast<const float4*>(sk + r * RA);
-    const float4* qr = reinterpret_cast<const float4*>(sq + r * RA);
-    const float4* kj = reinterpret_cast<const float4*>(sk + j * RA);
-    const float4* gr = reinterpret_cast<const float4*>(sg + r * RA);
-    const float4* gj = reinterpret_cast<const float4*>(sg + j * RA);
+// kk = sum_d k_r[d] exp(G_r[d] - G_j[d]) k_j[d] and qk likewise with q_r over the n channels d of list, from k, q and G
+// (log2 units) [C][RA] rows in shared memory: the exact pairwise decays, for the channels whose decay inside a
+// sub-chunk is too strong for the anchored product (see SAFE_SPAN).
+__device__ __forceinline__ void exact_pair(const float* sk, const float* sq, const float* sg, int r, int j, const unsigned char* list,
+                                           int n, float* kk, float* qk) {
     float a = 0.f;
     float b = 0.f;
-#pragma unroll 4
-    for (int d4 = 0; d4 < KD / 4; d4++) {
-        const float4 g1 = gr[d4];
-        const float4 g0 = gj[d4];
-        const float4 k0 = kj[d4];
-        const float4 k1 = kr[d4];
-        const float4 q1 = qr[d4];
-        const float e0 = exp2_approx(g1.x - g0.x) * k0.x;
-        const float e1 = exp2_approx(g1.y - g0.y) * k0.y;
-        const float e2 = exp2_approx(g1.z - g0.z) * k0.z;
-        const float e3 = exp2_approx(g1.w - g0.w) * k0.w;
-        a = fmaf(k1.x, e0, a);
-        b = fmaf(q1.x, e0, b);
-        a = fmaf(k1.y, e1, a);
-        b = fmaf(q1.y, e1, b);
-        a = fmaf(k1.z, e2, a);
-        b = fmaf(q1.z, e2, b);
-        a = fmaf(k1.w, e3, a);
-        b = fmaf(q1.w, e3, b);
+    for (int u = 0; u < n; u++) {
+        const int d = list[u];
+        const float e = exp2_approx(sg[r * RA + d] - sg[j * RA + d]) * sk[j * RA + d];
+        a = fmaf(sk[r * RA + d], e, a);
+        b = fmaf(sq[r * RA + d], e, b);
     }
     *kk = a;
     *qk = b;
@@ -294,13 +281,15 @@ __device__ __forceinline__ void warp_mma_3xtf32_split_b(float acc[NT][4], const 
     }
 }
 
-// Rows of sub-chunk s (16 s ..) times columns 16 cg .. (cg < s) of Aqk and of Akk without beta, through the anchor
-// a = 16 s: q_r 2^(G_r - G_a) and k_r 2^(G_r - G_a) against k_j 2^(G_a - G_j), both exponents <= 0 (G in log2 units
-// does not increase down a chunk), so nothing overflows however strong the gate. The scaled operands are built in
-// registers as the k-steps go, the two products sharing the right one (3xTF32). One warp; C fragments as in
-// warp_mma_3xtf32.
-__device__ __forceinline__ void anchored_block(const float* sk, const float* sq, const float* sg, int s, int cg, float aqk[2][4],
-                                               float akk[2][4]) {
+// Rows of sub-chunk s (16 s ..) times columns 16 cg .. (cg <= s) of Aqk and of Akk without beta, through the anchor
+// a = 16 s: q_r 2^(G_r - G_a) and k_r 2^(G_r - G_a) against k_j 2^(gb - G_j), gb = G_a. Below the diagonal (cg < s)
+// both exponents are <= 0 (G in log2 units does not increase down a chunk), so nothing overflows however strong the
+// gate. On the diagonal (cg = s) the right one is up to the channel's decay across the sub-chunk, so gb is G_a only
+// where that is at most SAFE_SPAN and -inf elsewhere (those channels then add nothing; the exact pairs add them). The
+// scaled operands are built in registers as the k-steps go, the two products sharing the right one (3xTF32). One
+// warp; C fragments as in warp_mma_3xtf32.
+__device__ __forceinline__ void anchored_block(const float* sk, const float* sq, const float* sg, int s, int cg, const float* gb,
+                                               float aqk[2][4], float akk[2][4]) {
     const int lane = threadIdx.x & 31;
     const int g = lane >> 2;
     const int t = lane & 3;
@@ -324,7 +313,7 @@ __device__ __forceinline__ void anchored_block(const float* sk, const float* sq,
 #pragma unroll
             for (int i = 0; i < 2; i++) {                   // B fragment: (t, g), (t + 4, g)
                 const int at = j * RA + col[i];
-                split_tf32(sk[at] * exp2_approx(ga[col[i]] - sg[at]), &bhi[i], &blo[i]);
+                split_tf32(sk[at] * exp2_approx(gb[col[i]] - sg[at]), &bhi[i], &blo[i]);
             }
             mma_tf32(qsmall[nt], qlo, bhi);
             mma_tf32(qsmall[nt], qhi, blo);
@@ -421,6 +410,10 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     float* sa = sg;
     float* st = sg + C * LDT;
     __shared__ float sb[C];
+    __shared__ float sgb[C / SUB][KD];                     // B-side anchors of the diagonal blocks (anchored_block)
+    __shared__ unsigned char sunsafe[C / SUB][KD];         // the channels each diagonal block takes exactly
+    __shared__ int snunsafe[C / SUB];
+    __shared__ float sdiag[2][C / SUB][SUB][SUB];          // the diagonal blocks' anchored parts of Aqk and Akk
 
     const int chunk = blockIdx.x / heads;    // heads fastest: a chunk's heads share their rows' pages and scratch
     const int h = blockIdx.x % heads;
@@ -436,40 +429,72 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
 
     load_chunk(q, k, g, beta, first, len, heads, h, sk, sq, sg, sb);
 
-    // Exact diagonal pairs: rounds of 256, the last 32 on warp 7, which has no anchored block. Aqk's diagonal blocks get
-    // zeros above their diagonals (the output kernel reads them); the rest above the diagonal is never read.
+    // Warp s < 4: the channels too strongly decayed across sub-chunk s for its anchored diagonal product.
+    if (warp < C / SUB) {
+        const int s = warp;
+        int count = 0;
+        for (int d = lane; d < KD; d += 32) {
+            const float ga = sg[SUB * s * RA + d];
+            const bool unsafe = ga - sg[(SUB * s + SUB - 1) * RA + d] > SAFE_SPAN;
+            sgb[s][d] = unsafe ? -INFINITY : ga;
+            const unsigned m = __ballot_sync(0xffffffffu, unsafe);
+            if (unsafe) {
+                sunsafe[s][count + __popc(m & ((1u << lane) - 1))] = (unsigned char) d;
+            }
+            count += __popc(m);
+        }
+        if (lane == 0) {
+            snunsafe[s] = count;
+        }
+    }
+    __syncthreads();
+
+    // The diagonal blocks' exact pairs over those channels only: rounds of 256, the last 32 on warp 7.
     constexpr int DIAG = 4 * SUB * (SUB + 1) / 2;
-    float akk_diag[3];
+    float kk_exact[3];
+    float qk_exact[3];
 #pragma unroll
     for (int n = 0; n < 3; n++) {
         const int idx = n < 2 ? tid + PREP_THREADS * n : warp == 7 ? 2 * PREP_THREADS + lane : DIAG;
-        akk_diag[n] = 0.f;
+        kk_exact[n] = 0.f;
+        qk_exact[n] = 0.f;
         if (idx < DIAG) {
             int r, j;
             diagonal_pair(idx, &r, &j);
-            float kk = 0.f;
-            float qk = 0.f;
-            exact_pair(sk, sq, sg, r, j, &kk, &qk);
-            akk_diag[n] = j < r ? sb[r] * kk : 0.f;
-            out_aqk[r * C + j] = qk;
-            if (j < r) {
-                out_aqk[j * C + r] = 0.f;
-            }
+            exact_pair(sk, sq, sg, r, j, sunsafe[r / SUB], snunsafe[r / SUB], &kk_exact[n], &qk_exact[n]);
         }
     }
-    // Off-diagonal blocks: warp w < 6 takes the 16 x 16 block (s, cg) with s (s - 1) / 2 + cg = w.
+    // Anchored blocks: warp w < 6 takes the block (s, cg) below the diagonal with s (s - 1) / 2 + cg = w; warps 6 and 7
+    // take two diagonal blocks each, into sdiag.
     const int blk_s = warp == 0 ? 1 : warp < 3 ? 2 : 3;
     const int blk_cg = warp - blk_s * (blk_s - 1) / 2;
     float kk[2][4] = {};
     if (warp < 6) {
         float qk[2][4] = {};
-        anchored_block(sk, sq, sg, blk_s, blk_cg, qk, kk);
+        anchored_block(sk, sq, sg, blk_s, blk_cg, sg + SUB * blk_s * RA, qk, kk);
 #pragma unroll
         for (int nt = 0; nt < 2; nt++) {
 #pragma unroll
             for (int e = 0; e < 4; e += 2) {
                 const int r = SUB * blk_s + fg + (e >= 2 ? 8 : 0);
                 *reinterpret_cast<float2*>(out_aqk + r * C + SUB * blk_cg + 8 * nt + 2 * ft) = make_float2(qk[nt][e], qk[nt][e + 1]);
+            }
+        }
+    } else {
+#pragma unroll 1
+        for (int s = 2 * (warp - 6); s < 2 * (warp - 6) + 2; s++) {
+            float qk[2][4] = {};
+            float dk[2][4] = {};
+            anchored_block(sk, sq, sg, s, s, sgb[s], qk, dk);
+#pragma unroll
+            for (int nt = 0; nt < 2; nt++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int r = fg + (e >= 2 ? 8 : 0);
+                    const int j = 8 * nt + 2 * ft + (e & 1);
+                    sdiag[0][s][r][j] = qk[nt][e];
+                    sdiag[1][s][r][j] = dk[nt][e];
+                }
             }
         }
     }
@@ -491,13 +516,20 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
         sk[r * RA + d] *= exp2_approx(sg[r * RA + d]);
     }
     __syncthreads();                         // G is read no more: Akk takes its rows
+    // The diagonal blocks whole: anchored part plus exact pairs; Aqk zero above the diagonal inside them (the output
+    // kernel reads it), Akk strictly lower (its diagonal is T's unit diagonal).
 #pragma unroll
     for (int n = 0; n < 3; n++) {
         const int idx = n < 2 ? tid + PREP_THREADS * n : warp == 7 ? 2 * PREP_THREADS + lane : DIAG;
         if (idx < DIAG) {
             int r, j;
             diagonal_pair(idx, &r, &j);
-            sa[r * LDT + j] = akk_diag[n];
+            const int sub = r / SUB;
+            out_aqk[r * C + j] = sdiag[0][sub][r % SUB][j % SUB] + qk_exact[n];
+            if (j < r) {
+                out_aqk[j * C + r] = 0.f;
+            }
+            sa[r * LDT + j] = j < r ? sb[r] * (sdiag[1][sub][r % SUB][j % SUB] + kk_exact[n]) : 0.f;
         }
     }
     if (warp < 6) {

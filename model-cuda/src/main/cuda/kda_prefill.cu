@@ -392,11 +392,11 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st) {
     }
 }
 
-// kda_chunk_prep, a block per (chunk, head), 256 threads, two blocks per SM. Shared (102,400 bytes): k, q and G (log2
+// kda_chunk_prep, a block per (chunk, head), 320 threads (a warp per anchored block), two blocks per SM. Shared (102,400 bytes): k, q and G (log2
 // units) [C][RA]; once the pairs are done, k e^G takes k's rows, v q's rows, and Akk and T [C][LDT] G's rows and the
 // 256 floats past them. The anchored blocks, the inverse's off-diagonal blocks and w, u run on tensor cores (3xTF32),
 // the exact diagonal pairs and the diagonal blocks' substitutions on CUDA cores.
-#define PREP_THREADS 256
+#define PREP_THREADS 320
 
 extern "C" __global__ void __launch_bounds__(PREP_THREADS, 2)
 kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
@@ -449,13 +449,13 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     }
     __syncthreads();
 
-    // The diagonal blocks' exact pairs over those channels only: rounds of 256, the last 32 on warp 7.
+    // The diagonal blocks' exact pairs over those channels only, in two rounds.
     constexpr int DIAG = 4 * SUB * (SUB + 1) / 2;
-    float kk_exact[3];
-    float qk_exact[3];
+    float kk_exact[2];
+    float qk_exact[2];
 #pragma unroll
-    for (int n = 0; n < 3; n++) {
-        const int idx = n < 2 ? tid + PREP_THREADS * n : warp == 7 ? 2 * PREP_THREADS + lane : DIAG;
+    for (int n = 0; n < 2; n++) {
+        const int idx = tid + PREP_THREADS * n;
         kk_exact[n] = 0.f;
         qk_exact[n] = 0.f;
         if (idx < DIAG) {
@@ -464,8 +464,8 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
             exact_pair(sk, sq, sg, r, j, sunsafe[r / SUB], snunsafe[r / SUB], &kk_exact[n], &qk_exact[n]);
         }
     }
-    // Anchored blocks: warp w < 6 takes the block (s, cg) below the diagonal with s (s - 1) / 2 + cg = w; warps 6 and 7
-    // take two diagonal blocks each, into sdiag.
+    // Anchored blocks: warp w < 6 takes the block (s, cg) below the diagonal with s (s - 1) / 2 + cg = w, warp 6 + s the
+    // diagonal block s, into sdiag.
     const int blk_s = warp == 0 ? 1 : warp < 3 ? 2 : 3;
     const int blk_cg = warp - blk_s * (blk_s - 1) / 2;
     float kk[2][4] = {};
@@ -481,27 +481,26 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
             }
         }
     } else {
-#pragma unroll 1
-        for (int s = 2 * (warp - 6); s < 2 * (warp - 6) + 2; s++) {
-            float qk[2][4] = {};
-            float dk[2][4] = {};
-            anchored_block(sk, sq, sg, s, s, sgb[s], qk, dk);
+        const int s = warp - 6;
+        float qk[2][4] = {};
+        float dk[2][4] = {};
+        anchored_block(sk, sq, sg, s, s, sgb[s], qk, dk);
 #pragma unroll
-            for (int nt = 0; nt < 2; nt++) {
+        for (int nt = 0; nt < 2; nt++) {
 #pragma unroll
-                for (int e = 0; e < 4; e++) {
-                    const int r = fg + (e >= 2 ? 8 : 0);
-                    const int j = 8 * nt + 2 * ft + (e & 1);
-                    sdiag[0][s][r][j] = qk[nt][e];
-                    sdiag[1][s][r][j] = dk[nt][e];
-                }
+            for (int e = 0; e < 4; e++) {
+                const int r = fg + (e >= 2 ? 8 : 0);
+                const int j = 8 * nt + 2 * ft + (e & 1);
+                sdiag[0][s][r][j] = qk[nt][e];
+                sdiag[1][s][r][j] = dk[nt][e];
             }
         }
     }
-    // kd = k e^(G_last - G), qg = q e^G and e^G_last to the scratch (a thread keeps channel d).
+    // kd = k e^(G_last - G), qg = q e^G and e^G_last to the scratch (threads < 256: a thread keeps channel d).
+    constexpr int ROW_THREADS = 2 * KD;
     const int d = tid % KD;
     const float glast = sg[(C - 1) * RA + d];
-    for (int r = tid / KD; r < C; r += PREP_THREADS / KD) {
+    for (int r = tid < ROW_THREADS ? tid / KD : C; r < C; r += ROW_THREADS / KD) {
         const float gr = sg[r * RA + d];
         base[SPLIT_KD + r * KD + d] = sk[r * RA + d] * exp2_approx(glast - gr);
         base[SPLIT_QG + r * KD + d] = sq[r * RA + d] * exp2_approx(gr);
@@ -512,15 +511,15 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     __syncthreads();                         // k, q and G have been read for the products
     load_rows(sq, v, first, len, heads, h);  // v into q's rows, landing while Akk is inverted
     cp_async_commit();
-    for (int r = tid / KD; r < C; r += PREP_THREADS / KD) {  // k e^G in place
+    for (int r = tid < ROW_THREADS ? tid / KD : C; r < C; r += ROW_THREADS / KD) {  // k e^G in place
         sk[r * RA + d] *= exp2_approx(sg[r * RA + d]);
     }
     __syncthreads();                         // G is read no more: Akk takes its rows
     // The diagonal blocks whole: anchored part plus exact pairs; Aqk zero above the diagonal inside them (the output
     // kernel reads it), Akk strictly lower (its diagonal is T's unit diagonal).
 #pragma unroll
-    for (int n = 0; n < 3; n++) {
-        const int idx = n < 2 ? tid + PREP_THREADS * n : warp == 7 ? 2 * PREP_THREADS + lane : DIAG;
+    for (int n = 0; n < 2; n++) {
+        const int idx = tid + PREP_THREADS * n;
         if (idx < DIAG) {
             int r, j;
             diagonal_pair(idx, &r, &j);
@@ -554,10 +553,10 @@ kda_chunk_prep(const float* __restrict__ q, const float* __restrict__ k, const f
     }
     cp_async_wait<0>();
     __syncthreads();
-    // w and u on tensor cores: warp w takes columns 32 (w % 4) .. of m-tiles w / 4 and 3 - w / 4 (T is zero above its
-    // diagonal, so m-tile mt stops after 2 (mt + 1) k-steps: 10 k-steps per warp).
+    // w and u on tensor cores: warp w < 8 takes columns 32 (w % 4) .. of m-tiles w / 4 and 3 - w / 4 (T is zero above
+    // its diagonal, so m-tile mt stops after 2 (mt + 1) k-steps: 10 k-steps per warp).
 #pragma unroll 1
-    for (int half = 0; half < 2; half++) {
+    for (int half = 0; half < (warp < 8 ? 2 : 0); half++) {
         const int mt = half == 0 ? warp / 4 : 3 - warp / 4;
         const int n0 = 32 * (warp % 4);
         float aw[4][4] = {};

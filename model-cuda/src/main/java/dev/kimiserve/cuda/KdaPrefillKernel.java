@@ -27,7 +27,7 @@ public final class KdaPrefillKernel {
     public static final int CHUNK = 64;
     /** Floats of scratch per chunk and head (SPLIT_FLOATS in the .cu). */
     private static final int SCRATCH_FLOATS = CHUNK * CHUNK + 4 * CHUNK * HEAD_DIM + HEAD_DIM + HEAD_DIM * HEAD_DIM;
-    private static final int PREP_THREADS = 256;
+    private static final int PREP_THREADS = 320;
     /** kda_chunk_prep: k, q and G [64][132], then 256 floats that Akk and T [64][68] (in G's place) run into. */
     private static final int PREP_SHARED = 4 * (3 * CHUNK * 132 + 256);
     private static final int STATE_THREADS = 512;

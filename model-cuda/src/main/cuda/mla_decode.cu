@@ -6,9 +6,9 @@
 // (max, sum, unnormalised z) per head; mla_decode_combine merges the slices.
 //
 // Tensor cores: mma.sync m16n8k16 bf16 -> fp32. S = Q (32 x 576) . C^T (576 x 64 tokens), then Z += P (32 x 64) . C
-// (64 tokens x 512), 64 tokens per step. 8 warps; warp w computes the S tiles (heads 16 (w / 4), tokens 16 (w % 4))
-// and owns Z columns
-// [64 w, 64 w + 64) for both 16-row halves (64 fp32 accumulators per thread). The next chunk's latents stream into a
+// (64 tokens x 512), 64 tokens (one cache page) per step. 16 warps; warp w computes one half of the k range (w / 8) of
+// the S tile (heads 16 (w % 8 / 4), tokens 16 (w % 4)), the halves summed by the softmax, and owns Z columns
+// [32 w, 32 w + 32) for both 16-row halves (32 fp32 accumulators per thread). The next chunk's latents stream into a
 // second shared buffer with cp.async while this one is used.
 //
 // Layouts: q [B][32][576] bf16; cache pool [rows][576] bf16, a sequence's token t at row
@@ -23,7 +23,7 @@
 #define LATENT 512
 #define CHUNK 64
 #define PAGE 64
-#define THREADS 256
+#define THREADS 512
 #define QS (WIDTH + 8)          // smem row stride in bf16 (16 bytes of padding against bank conflicts)
 #define SS (CHUNK + 4)          // fp32 score row stride
 #define PS (CHUNK + 8)          // bf16 probability row stride
@@ -34,17 +34,18 @@ __device__ __forceinline__ void mma_bf16(float* d, const uint32_t* a, const uint
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// Issues the copies of one chunk of CHUNK tokens (all 576 values of each) into buffer dst.
+// Issues the copies of one chunk of CHUNK tokens (all 576 values of each) into buffer dst. A chunk is one page, so its
+// rows are contiguous in the pool.
+static_assert(CHUNK == PAGE, "a chunk is one page of the cache");
 __device__ __forceinline__ void load_chunk(__nv_bfloat16* dst, const __nv_bfloat16* __restrict__ cache,
                                            const int* __restrict__ pages, long page_base, int base, int len, int tid) {
+    const __nv_bfloat16* page = cache + (long) pages[page_base + base / PAGE] * PAGE * WIDTH;
 #pragma unroll
     for (int i = tid; i < CHUNK * WIDTH / 8; i += THREADS) {
         const int r = i / (WIDTH / 8);
         const int col = (i % (WIDTH / 8)) * 8;
-        const int t = base + r;
-        const bool valid = t < len;
-        const long row = valid ? (long) pages[page_base + t / PAGE] * PAGE + t % PAGE : 0;
-        cp_async16_or_zero(dst + r * QS + col, cache + row * WIDTH + col, valid);
+        const bool valid = base + r < len;
+        cp_async16_or_zero(dst + r * QS + col, page + (valid ? r * WIDTH + col : 0), valid);
     }
 }
 
@@ -55,8 +56,8 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
     extern __shared__ __align__(16) unsigned char smem[];
     __nv_bfloat16* sq = reinterpret_cast<__nv_bfloat16*>(smem);                     // [32][QS]
     __nv_bfloat16* sc0 = sq + HEADS * QS;                                           // [CHUNK][QS] x 2 buffers
-    float* ss = reinterpret_cast<float*>(sc0 + 2 * CHUNK * QS);                     // [32][SS]
-    __nv_bfloat16* sp = reinterpret_cast<__nv_bfloat16*>(ss + HEADS * SS);         // [32][PS]
+    float* ss = reinterpret_cast<float*>(sc0 + 2 * CHUNK * QS);                     // [2][32][SS] k halves
+    __nv_bfloat16* sp = reinterpret_cast<__nv_bfloat16*>(ss + 2 * HEADS * SS);     // [32][PS]
     float* sm = reinterpret_cast<float*>(sp + HEADS * PS);                          // [32] running max
     float* sl = sm + HEADS;                                                         // [32] running sum
     float* salpha = sl + HEADS;                                                     // [32] rescale of this chunk
@@ -88,11 +89,11 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
         sm[tid] = -INFINITY;
         sl[tid] = 0.f;
     }
-    float acc[2][8][4];                     // [m tile][n tile within the warp's 64 columns][fragment]
+    float acc[2][4][4];                     // [m tile][n tile within the warp's 32 columns][fragment]
 #pragma unroll
     for (int mt = 0; mt < 2; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 8; nt++)
+        for (int nt = 0; nt < 4; nt++)
 #pragma unroll
             for (int f = 0; f < 4; f++) acc[mt][nt][f] = 0.f;
 
@@ -106,63 +107,69 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
         cp_async_wait<1>();                 // everything but the prefetch has landed
         __syncthreads();
 
-        // S tiles of this warp: heads 16 (warp / 4) .. +16, tokens 16 (warp % 4) .. +16 (two n8 tiles); the k range
-        // runs as two halves on separate accumulators so that four mma chains are in flight, not one.
+        // S tile of this warp: heads 16 (warp % 8 / 4) .. +16, tokens 16 (warp % 4) .. +16 (two n8 tiles), over k half
+        // warp / 8; its steps alternate between two accumulators so that two mma chains are in flight, not one.
         {
-            const int mrow = 16 * (warp / 4);
+            const int kh = warp / 8;
+            const int mrow = 16 * (warp % 8 / 4);
             const int n0 = 16 * (warp % 4);
-            const __nv_bfloat16* arow = sq + (mrow + (lane % 8) + 8 * ((lane / 8) % 2)) * QS + 8 * (lane / 16);
-            const __nv_bfloat16* brow = sc + (n0 + (lane % 8) + 8 * (lane / 16)) * QS + 8 * ((lane / 8) % 2);
-            float s[2][2][4] = {};          // [k half][n tile][fragment]
+            const __nv_bfloat16* arow = sq + (mrow + (lane % 8) + 8 * ((lane / 8) % 2)) * QS + 8 * (lane / 16) + kh * (WIDTH / 2);
+            const __nv_bfloat16* brow = sc + (n0 + (lane % 8) + 8 * (lane / 16)) * QS + 8 * ((lane / 8) % 2) + kh * (WIDTH / 2);
+            float s[2][2][4] = {};          // [chain][n tile][fragment]
 #pragma unroll 3
-            for (int k0 = 0; k0 < WIDTH / 2; k0 += 16) {
+            for (int k0 = 0; k0 < WIDTH / 2; k0 += 32) {
 #pragma unroll
-                for (int kh = 0; kh < 2; kh++) {
-                    const int k = k0 + kh * (WIDTH / 2);
+                for (int c = 0; c < 2; c++) {
                     uint32_t a[4];
                     uint32_t bq[4];
-                    ldsm_x4(a, arow + k);
-                    ldsm_x4(bq, brow + k);
-                    mma_bf16(s[kh][0], a, bq);
-                    mma_bf16(s[kh][1], a, bq + 2);
+                    ldsm_x4(a, arow + k0 + 16 * c);
+                    ldsm_x4(bq, brow + k0 + 16 * c);
+                    mma_bf16(s[c][0], a, bq);
+                    mma_bf16(s[c][1], a, bq + 2);
                 }
             }
+            float* sk = ss + kh * HEADS * SS;
 #pragma unroll
             for (int nt = 0; nt < 2; nt++) {
                 const int col = n0 + 8 * nt + 2 * t4;
-                *reinterpret_cast<float2*>(ss + (mrow + g) * SS + col) = make_float2(s[0][nt][0] + s[1][nt][0], s[0][nt][1] + s[1][nt][1]);
-                *reinterpret_cast<float2*>(ss + (mrow + g + 8) * SS + col) = make_float2(s[0][nt][2] + s[1][nt][2], s[0][nt][3] + s[1][nt][3]);
+                *reinterpret_cast<float2*>(sk + (mrow + g) * SS + col) = make_float2(s[0][nt][0] + s[1][nt][0], s[0][nt][1] + s[1][nt][1]);
+                *reinterpret_cast<float2*>(sk + (mrow + g + 8) * SS + col) = make_float2(s[0][nt][2] + s[1][nt][2], s[0][nt][3] + s[1][nt][3]);
             }
         }
         __syncthreads();
 
-        // Online softmax per head: 8 threads per head, 8 tokens each.
+        // Online softmax per head: 16 threads per head, 4 tokens each; a score is the sum of its two k halves.
         {
-            const int h = tid / 8;
-            const int part = tid % 8;
+            const int h = tid / 16;
+            const int part = tid % 16;
+            float score[4];
             float mx = -INFINITY;
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const int c = part * 8 + j;
-                if (base + c < len) mx = fmaxf(mx, ss[h * SS + c]);
+            for (int j = 0; j < 4; j++) {
+                const int c = part * 4 + j;
+                score[j] = ss[h * SS + c] + ss[(HEADS + h) * SS + c];
+                if (base + c < len) mx = fmaxf(mx, score[j]);
             }
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 1));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 2));
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, 4));
+#pragma unroll
+            for (int o = 1; o < 16; o *= 2) {
+                mx = fmaxf(mx, __shfl_xor_sync(0xffffffff, mx, o));
+            }
             const float m_old = sm[h];
             const float m_new = fmaxf(m_old, mx);
             float sum = 0.f;
 #pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const int c = part * 8 + j;
-                const float p = base + c < len ? __expf(ss[h * SS + c] - m_new) : 0.f;
+            for (int j = 0; j < 4; j++) {
+                const int c = part * 4 + j;
+                const float p = base + c < len ? __expf(score[j] - m_new) : 0.f;
                 const __nv_bfloat16 pb = __float2bfloat16(p);
                 sp[h * PS + c] = pb;
                 sum += __bfloat162float(pb);                     // the sum of exactly what multiplies c
             }
-            sum += __shfl_xor_sync(0xffffffff, sum, 1);
-            sum += __shfl_xor_sync(0xffffffff, sum, 2);
-            sum += __shfl_xor_sync(0xffffffff, sum, 4);
+#pragma unroll
+            for (int o = 1; o < 16; o *= 2) {
+                sum += __shfl_xor_sync(0xffffffff, sum, o);
+            }
+            __syncwarp();
             if (part == 0) {
                 const float alpha = __expf(m_old - m_new);      // exp(-inf) = 0 on the first chunk
                 salpha[h] = alpha;
@@ -172,13 +179,13 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
         }
         __syncthreads();
 
-        // Z: rescale, then += P . C over the chunk's 64 tokens (four k16 steps); this warp's 64 columns.
+        // Z: rescale, then += P . C over the chunk's 64 tokens (four k16 steps); this warp's 32 columns.
 #pragma unroll
         for (int mt = 0; mt < 2; mt++) {
             const float a0 = salpha[16 * mt + g];
             const float a1 = salpha[16 * mt + g + 8];
 #pragma unroll
-            for (int nt = 0; nt < 8; nt++) {
+            for (int nt = 0; nt < 4; nt++) {
                 acc[mt][nt][0] *= a0;
                 acc[mt][nt][1] *= a0;
                 acc[mt][nt][2] *= a1;
@@ -192,9 +199,9 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
             for (int mt = 0; mt < 2; mt++) {
                 ldsm_x4(a[mt], sp + (16 * mt + (lane % 8) + 8 * ((lane / 8) % 2)) * PS + k0 + 8 * (lane / 16));
             }
-            const __nv_bfloat16* brow = sc + (k0 + (lane % 8) + 8 * ((lane / 8) % 2)) * QS + 64 * warp + 8 * (lane / 16);
+            const __nv_bfloat16* brow = sc + (k0 + (lane % 8) + 8 * ((lane / 8) % 2)) * QS + 32 * warp + 8 * (lane / 16);
 #pragma unroll
-            for (int np = 0; np < 4; np++) {
+            for (int np = 0; np < 2; np++) {
                 uint32_t bz[4];
                 ldsm_x4_trans(bz, brow + 16 * np);
                 mma_bf16(acc[0][2 * np], a[0], bz);
@@ -211,8 +218,8 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
 #pragma unroll
     for (int mt = 0; mt < 2; mt++) {
 #pragma unroll
-        for (int nt = 0; nt < 8; nt++) {
-            const int col = 64 * warp + 8 * nt + 2 * t4;
+        for (int nt = 0; nt < 4; nt++) {
+            const int col = 32 * warp + 8 * nt + 2 * t4;
             float* z0 = part_z + (slice * HEADS + 16 * mt + g) * LATENT + col;
             float* z1 = part_z + (slice * HEADS + 16 * mt + g + 8) * LATENT + col;
             *reinterpret_cast<float2*>(z0) = make_float2(acc[mt][nt][0], acc[mt][nt][1]);

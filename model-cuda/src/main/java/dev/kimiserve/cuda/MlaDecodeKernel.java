@@ -29,8 +29,9 @@ public final class MlaDecodeKernel {
     private static final int CHUNK = 64;
     /** The combine kernel keeps one weight per slice in shared memory. */
     static final int MAX_SPLITS = 1024;
-    private static final int THREADS = 256;
-    private static final int SHARED_BYTES = 2 * (HEADS + 2 * CHUNK) * (WIDTH + 8) + 4 * HEADS * (CHUNK + 4) + 2 * HEADS * (CHUNK + 8)
+    private static final int THREADS = 512;
+    /** Queries and two chunks of latents (bf16, rows of 584), two k halves of scores, probabilities, m, l, alpha. */
+    private static final int SHARED_BYTES = 2 * (HEADS + 2 * CHUNK) * (WIDTH + 8) + 2 * 4 * HEADS * (CHUNK + 4) + 2 * HEADS * (CHUNK + 8)
             + 4 * 3 * HEADS;
     private final CudaDevice device;
     private final CUfunction split;

@@ -233,15 +233,20 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
     }
 }
 
-// z[b][h] = sum_s exp(m_s - M) z_s / sum_s exp(m_s - M) l_s over the splits s that saw tokens (m_s > -inf).
-// The weights are computed once per (sequence, head) into shared memory; then each thread sums its columns.
+// z[b][h] = sum_s exp(m_s - M) z_s / sum_s exp(m_s - M) l_s over the splits s that saw tokens (m_s > -inf). A block
+// per (sequence, head, quarter of the 512 columns), so that even one sequence's merge runs on 128 SMs: the weights are
+// computed once per block into shared memory; then each of the four warps sums every fourth split for 128 columns
+// (float4 per lane) and the four sums are added.
 #define MAX_SPLITS 1024
+#define COMBINE_PARTS 4
 extern "C" __global__ void __launch_bounds__(128)
 mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ part_m, const float* __restrict__ part_l,
                    int splits, float* __restrict__ z) {
     __shared__ float weight[MAX_SPLITS];
     __shared__ float red[128];
-    const int h = blockIdx.x;
+    __shared__ float4 partial[4][32];
+    const int h = blockIdx.x / COMBINE_PARTS;
+    const int col = LATENT / COMBINE_PARTS * (blockIdx.x % COMBINE_PARTS) + 4 * (threadIdx.x % 32);
     const int b = blockIdx.y;
     const int tid = threadIdx.x;
     float mx = -INFINITY;
@@ -271,18 +276,28 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
         __syncthreads();
     }
     const float inv = 1.f / red[0];
-    for (int c = tid * 4; c < LATENT; c += blockDim.x * 4) {
-        float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
-        for (int s = 0; s < splits; s++) {
-            const float e = weight[s];
-            if (e != 0.f) {
-                const float4 v = *reinterpret_cast<const float4*>(part_z + (((long) b * splits + s) * HEADS + h) * LATENT + c);
-                sum.x += e * v.x;
-                sum.y += e * v.y;
-                sum.z += e * v.z;
-                sum.w += e * v.w;
-            }
+    float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int s = tid / 32; s < splits; s += 4) {
+        const float e = weight[s];
+        if (e != 0.f) {
+            const float4 v = *reinterpret_cast<const float4*>(part_z + (((long) b * splits + s) * HEADS + h) * LATENT + col);
+            sum.x += e * v.x;
+            sum.y += e * v.y;
+            sum.z += e * v.z;
+            sum.w += e * v.w;
         }
-        *reinterpret_cast<float4*>(z + ((long) b * HEADS + h) * LATENT + c) = make_float4(sum.x * inv, sum.y * inv, sum.z * inv, sum.w * inv);
+    }
+    partial[tid / 32][tid % 32] = sum;
+    __syncthreads();
+    if (tid < 32) {
+        float4 t = partial[0][tid];
+#pragma unroll
+        for (int i = 1; i < 4; i++) {
+            t.x += partial[i][tid].x;
+            t.y += partial[i][tid].y;
+            t.z += partial[i][tid].z;
+            t.w += partial[i][tid].w;
+        }
+        *reinterpret_cast<float4*>(z + ((long) b * HEADS + h) * LATENT + col) = make_float4(t.x * inv, t.y * inv, t.z * inv, t.w * inv);
     }
 }

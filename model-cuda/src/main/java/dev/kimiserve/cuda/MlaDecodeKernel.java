@@ -29,6 +29,8 @@ public final class MlaDecodeKernel {
     private static final int CHUNK = 64;
     /** The combine kernel keeps one weight per slice in shared memory. */
     static final int MAX_SPLITS = 1024;
+    /** The combine kernel runs a block per (sequence, head, quarter of the 512 columns). */
+    private static final int COMBINE_PARTS = 4;
     private static final int THREADS = 512;
     /** Queries and two chunks of latents (bf16, rows of 584), two k halves of scores, probabilities, m, l, alpha. */
     private static final int SHARED_BYTES = 2 * (HEADS + 2 * CHUNK) * (WIDTH + 8) + 2 * 4 * HEADS * (CHUNK + 4) + 2 * HEADS * (CHUNK + 8)
@@ -75,7 +77,7 @@ public final class MlaDecodeKernel {
                 Pointer.to(Pointer.to(q.pointer()), Pointer.to(cache.pointer()), Pointer.to(pages.pointer()), Pointer.to(new int[]{maxPages}),
                         Pointer.to(lens.pointer()), Pointer.to(new int[]{splits}), Pointer.to(partZ.pointer()), Pointer.to(partM.pointer()),
                         Pointer.to(partL.pointer())), null);
-        cuLaunchKernel(combine, HEADS, batch, 1, 128, 1, 1, 0, device.stream(),
+        cuLaunchKernel(combine, HEADS * COMBINE_PARTS, batch, 1, 128, 1, 1, 0, device.stream(),
                 Pointer.to(Pointer.to(partZ.pointer()), Pointer.to(partM.pointer()), Pointer.to(partL.pointer()), Pointer.to(new int[]{splits}),
                         Pointer.to(z.pointer())), null);
     }

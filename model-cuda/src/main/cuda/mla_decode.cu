@@ -6,8 +6,8 @@
 // (max, sum, unnormalised z) per head; mla_decode_combine merges the slices.
 //
 // Tensor cores: mma.sync m16n8k16 bf16 -> fp32. S = Q (32 x 576) . C^T (576 x 64 tokens), then Z += P (32 x 64) . C
-// (64 tokens x 512), 64 tokens (one cache page) per step. 16 warps; warp w computes one half of the k range (w / 8) of
-// the S tile (heads 16 (w % 8 / 4), tokens 16 (w % 4)), the halves summed by the softmax, and owns Z columns
+// (64 tokens x 512), 64 tokens (one cache page) per step. 16 warps; warp w computes one quarter of the k range (w / 4)
+// of the S tile (heads 16 (w % 4 / 2), tokens 32 (w % 2)), the quarters summed by the softmax, and owns Z columns
 // [32 w, 32 w + 32) for both 16-row halves (32 fp32 accumulators per thread). The next chunk's latents stream into a
 // second shared buffer with cp.async while this one is used.
 //
@@ -56,8 +56,8 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
     extern __shared__ __align__(16) unsigned char smem[];
     __nv_bfloat16* sq = reinterpret_cast<__nv_bfloat16*>(smem);                     // [32][QS]
     __nv_bfloat16* sc0 = sq + HEADS * QS;                                           // [CHUNK][QS] x 2 buffers
-    float* ss = reinterpret_cast<float*>(sc0 + 2 * CHUNK * QS);                     // [2][32][SS] k halves
-    __nv_bfloat16* sp = reinterpret_cast<__nv_bfloat16*>(ss + 2 * HEADS * SS);     // [32][PS]
+    float* ss = reinterpret_cast<float*>(sc0 + 2 * CHUNK * QS);                     // [4][32][SS] k quarters
+    __nv_bfloat16* sp = reinterpret_cast<__nv_bfloat16*>(ss + 4 * HEADS * SS);     // [32][PS]
     float* sm = reinterpret_cast<float*>(sp + HEADS * PS);                          // [32] running max
     float* sl = sm + HEADS;                                                         // [32] running sum
     float* salpha = sl + HEADS;                                                     // [32] rescale of this chunk
@@ -107,38 +107,39 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
         cp_async_wait<1>();                 // everything but the prefetch has landed
         __syncthreads();
 
-        // S tile of this warp: heads 16 (warp % 8 / 4) .. +16, tokens 16 (warp % 4) .. +16 (two n8 tiles), over k half
-        // warp / 8; its steps alternate between two accumulators so that two mma chains are in flight, not one.
+        // S tile of this warp: heads 16 (warp % 4 / 2) .. +16, tokens 32 (warp % 2) .. +32 (four n8 tiles, four mma
+        // chains), over k quarter warp / 4: each query fragment serves four token tiles.
         {
-            const int kh = warp / 8;
-            const int mrow = 16 * (warp % 8 / 4);
-            const int n0 = 16 * (warp % 4);
-            const __nv_bfloat16* arow = sq + (mrow + (lane % 8) + 8 * ((lane / 8) % 2)) * QS + 8 * (lane / 16) + kh * (WIDTH / 2);
-            const __nv_bfloat16* brow = sc + (n0 + (lane % 8) + 8 * (lane / 16)) * QS + 8 * ((lane / 8) % 2) + kh * (WIDTH / 2);
-            float s[2][2][4] = {};          // [chain][n tile][fragment]
+            const int kq = warp / 4;
+            const int mrow = 16 * (warp % 4 / 2);
+            const int n0 = 32 * (warp % 2);
+            const __nv_bfloat16* arow = sq + (mrow + (lane % 8) + 8 * ((lane / 8) % 2)) * QS + 8 * (lane / 16) + kq * (WIDTH / 4);
+            const __nv_bfloat16* brow = sc + (n0 + (lane % 8) + 8 * (lane / 16)) * QS + 8 * ((lane / 8) % 2) + kq * (WIDTH / 4);
+            float s[4][4] = {};             // [n tile][fragment]
 #pragma unroll 3
-            for (int k0 = 0; k0 < WIDTH / 2; k0 += 32) {
-#pragma unroll
-                for (int c = 0; c < 2; c++) {
-                    uint32_t a[4];
-                    uint32_t bq[4];
-                    ldsm_x4(a, arow + k0 + 16 * c);
-                    ldsm_x4(bq, brow + k0 + 16 * c);
-                    mma_bf16(s[c][0], a, bq);
-                    mma_bf16(s[c][1], a, bq + 2);
-                }
+            for (int k0 = 0; k0 < WIDTH / 4; k0 += 16) {
+                uint32_t a[4];
+                uint32_t b0[4];
+                uint32_t b1[4];
+                ldsm_x4(a, arow + k0);
+                ldsm_x4(b0, brow + k0);
+                ldsm_x4(b1, brow + 16 * QS + k0);
+                mma_bf16(s[0], a, b0);
+                mma_bf16(s[1], a, b0 + 2);
+                mma_bf16(s[2], a, b1);
+                mma_bf16(s[3], a, b1 + 2);
             }
-            float* sk = ss + kh * HEADS * SS;
+            float* sk = ss + kq * HEADS * SS;
 #pragma unroll
-            for (int nt = 0; nt < 2; nt++) {
+            for (int nt = 0; nt < 4; nt++) {
                 const int col = n0 + 8 * nt + 2 * t4;
-                *reinterpret_cast<float2*>(sk + (mrow + g) * SS + col) = make_float2(s[0][nt][0] + s[1][nt][0], s[0][nt][1] + s[1][nt][1]);
-                *reinterpret_cast<float2*>(sk + (mrow + g + 8) * SS + col) = make_float2(s[0][nt][2] + s[1][nt][2], s[0][nt][3] + s[1][nt][3]);
+                *reinterpret_cast<float2*>(sk + (mrow + g) * SS + col) = make_float2(s[nt][0], s[nt][1]);
+                *reinterpret_cast<float2*>(sk + (mrow + g + 8) * SS + col) = make_float2(s[nt][2], s[nt][3]);
             }
         }
         __syncthreads();
 
-        // Online softmax per head: 16 threads per head, 4 tokens each; a score is the sum of its two k halves.
+        // Online softmax per head: 16 threads per head, 4 tokens each; a score is the sum of its four k quarters.
         {
             const int h = tid / 16;
             const int part = tid % 16;
@@ -147,7 +148,7 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
 #pragma unroll
             for (int j = 0; j < 4; j++) {
                 const int c = part * 4 + j;
-                score[j] = ss[h * SS + c] + ss[(HEADS + h) * SS + c];
+                score[j] = (ss[h * SS + c] + ss[(HEADS + h) * SS + c]) + (ss[(2 * HEADS + h) * SS + c] + ss[(3 * HEADS + h) * SS + c]);
                 if (base + c < len) mx = fmaxf(mx, score[j]);
             }
 #pragma unroll

@@ -32,8 +32,8 @@ public final class MlaDecodeKernel {
     /** The combine kernel runs a block per (sequence, head, quarter of the 512 columns). */
     private static final int COMBINE_PARTS = 4;
     private static final int THREADS = 512;
-    /** Queries and two chunks of latents (bf16, rows of 584), two k halves of scores, probabilities, m, l, alpha. */
-    private static final int SHARED_BYTES = 2 * (HEADS + 2 * CHUNK) * (WIDTH + 8) + 2 * 4 * HEADS * (CHUNK + 4) + 2 * HEADS * (CHUNK + 8)
+    /** Queries and two chunks of latents (bf16, rows of 584), four k quarters of scores, probabilities, m, l, alpha. */
+    private static final int SHARED_BYTES = 2 * (HEADS + 2 * CHUNK) * (WIDTH + 8) + 4 * 4 * HEADS * (CHUNK + 4) + 2 * HEADS * (CHUNK + 8)
             + 4 * 3 * HEADS;
     private final CudaDevice device;
     private final CUfunction split;

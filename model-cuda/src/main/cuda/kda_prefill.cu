@@ -16,8 +16,8 @@
 //                    delta rule's T beta (v - (k e^G) S).) Columns of the state never mix, so the tiles run apart.
 //  kda_chunk_output  grid chunks x H x 2: O = qg h_c + Aqk v_new for half of the columns, every chunk at once.
 // The products run on tensor cores (mma.sync m16n8k8 TF32, each operand split into big + small parts and the three
-// significant partial products summed, "3xTF32": close to fp32), except the prep kernel's exact diagonal pairs and the
-// inverse's substitutions, which run on CUDA cores.
+// significant partial products summed, "3xTF32": close to fp32), except the prep kernel's exact pairs (strongly
+// decaying channels of the diagonal blocks) and the inverse's substitutions, which run on CUDA cores.
 //
 // Layouts: q, k, g [T][H][128] (q L2-normed and scaled, k L2-normed, g = log decay), v and o [T][H][128], beta [T][H]
 // (rows of all sequences back to back); seq_start [B + 1] token offsets; chunk_seq / chunk_first [chunks]: the
@@ -392,10 +392,11 @@ __device__ __forceinline__ void block_inverse(const float* sa, float* st) {
     }
 }
 
-// kda_chunk_prep, a block per (chunk, head), 320 threads (a warp per anchored block), two blocks per SM. Shared (102,400 bytes): k, q and G (log2
-// units) [C][RA]; once the pairs are done, k e^G takes k's rows, v q's rows, and Akk and T [C][LDT] G's rows and the
-// 256 floats past them. The anchored blocks, the inverse's off-diagonal blocks and w, u run on tensor cores (3xTF32),
-// the exact diagonal pairs and the diagonal blocks' substitutions on CUDA cores.
+// kda_chunk_prep, a block per (chunk, head), 320 threads (a warp per anchored block), two blocks per SM. Dynamic shared
+// memory (102,400 bytes): k, q and G (log2 units) [C][RA]; once the products are done, k e^G takes k's rows, v q's
+// rows, and Akk and T [C][LDT] G's rows and the 256 floats past them; 11 KB static for the diagonal blocks. The
+// anchored blocks, the inverse's off-diagonal blocks and w, u run on tensor cores (3xTF32), the exact pairs of the
+// strongly decaying channels and the diagonal blocks' substitutions on CUDA cores.
 #define PREP_THREADS 320
 
 extern "C" __global__ void __launch_bounds__(PREP_THREADS, 2)

@@ -234,29 +234,33 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
     }
 }
 
-// z[b][h] = sum_s exp(m_s - M) z_s / sum_s exp(m_s - M) l_s over the splits s that saw tokens (m_s > -inf). A block
-// per (sequence, head, quarter of the 512 columns), so that even one sequence's merge runs on 128 SMs: the weights are
-// computed once per block into shared memory; then each of the four warps sums every fourth split for 128 columns
-// (float4 per lane) and the four sums are added.
+// z[b][h] = sum_s exp(m_s - M) z_s / sum_s exp(m_s - M) l_s over the splits s that saw tokens (m_s > -inf; the others
+// wrote z_s = 0 and get weight 0). A block per (sequence, head, quarter of the 512 columns), so that even one
+// sequence's merge runs on 128 SMs: the weights are computed once per block into shared memory; then each of the eight
+// warps sums every eighth split for 128 columns (float4 per lane), four loads in flight at a time (the merge is bound
+// by load latency, not bandwidth), and the eight sums are added.
 #define MAX_SPLITS 1024
 #define COMBINE_PARTS 4
-extern "C" __global__ void __launch_bounds__(128)
+#define COMBINE_THREADS 256
+#define COMBINE_WARPS (COMBINE_THREADS / 32)
+extern "C" __global__ void __launch_bounds__(COMBINE_THREADS)
 mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ part_m, const float* __restrict__ part_l,
                    int splits, float* __restrict__ z) {
     __shared__ float weight[MAX_SPLITS];
-    __shared__ float red[128];
-    __shared__ float4 partial[4][32];
+    __shared__ float red[COMBINE_THREADS];
+    __shared__ float4 partial[COMBINE_WARPS][32];
     const int h = blockIdx.x / COMBINE_PARTS;
     const int col = LATENT / COMBINE_PARTS * (blockIdx.x % COMBINE_PARTS) + 4 * (threadIdx.x % 32);
     const int b = blockIdx.y;
     const int tid = threadIdx.x;
+    const int warp = tid / 32;
     float mx = -INFINITY;
     for (int s = tid; s < splits; s += blockDim.x) {
         mx = fmaxf(mx, part_m[((long) b * splits + s) * HEADS + h]);
     }
     red[tid] = mx;
     __syncthreads();
-    for (int w = 64; w > 0; w /= 2) {
+    for (int w = COMBINE_THREADS / 2; w > 0; w /= 2) {
         if (tid < w) red[tid] = fmaxf(red[tid], red[tid + w]);
         __syncthreads();
     }
@@ -272,28 +276,36 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
     }
     red[tid] = denom;
     __syncthreads();
-    for (int w = 64; w > 0; w /= 2) {
+    for (int w = COMBINE_THREADS / 2; w > 0; w /= 2) {
         if (tid < w) red[tid] += red[tid + w];
         __syncthreads();
     }
     const float inv = 1.f / red[0];
+    const float* zcol = part_z + ((long) b * splits * HEADS + h) * LATENT + col;   // split s at zcol + s * HEADS * LATENT
     float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int s = tid / 32; s < splits; s += 4) {
-        const float e = weight[s];
-        if (e != 0.f) {
-            const float4 v = *reinterpret_cast<const float4*>(part_z + (((long) b * splits + s) * HEADS + h) * LATENT + col);
-            sum.x += e * v.x;
-            sum.y += e * v.y;
-            sum.z += e * v.z;
-            sum.w += e * v.w;
+    for (int s0 = warp; s0 < splits; s0 += 4 * COMBINE_WARPS) {
+        float e[4];
+        float4 v[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const int s = s0 + COMBINE_WARPS * i;
+            e[i] = s < splits ? weight[s] : 0.f;
+            v[i] = s < splits ? *reinterpret_cast<const float4*>(zcol + (long) s * HEADS * LATENT) : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            sum.x += e[i] * v[i].x;
+            sum.y += e[i] * v[i].y;
+            sum.z += e[i] * v[i].z;
+            sum.w += e[i] * v[i].w;
         }
     }
-    partial[tid / 32][tid % 32] = sum;
+    partial[warp][tid % 32] = sum;
     __syncthreads();
     if (tid < 32) {
         float4 t = partial[0][tid];
 #pragma unroll
-        for (int i = 1; i < 4; i++) {
+        for (int i = 1; i < COMBINE_WARPS; i++) {
             t.x += partial[i][tid].x;
             t.y += partial[i][tid].y;
             t.z += partial[i][tid].z;

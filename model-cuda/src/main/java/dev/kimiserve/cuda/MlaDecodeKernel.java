@@ -1,9 +1,7 @@
 package dev.kimiserve.cuda;
 
 import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
-import static jcuda.driver.JCudaDriver.cuLaunchKernel;
 
-import jcuda.Pointer;
 import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUfunction;
 
@@ -31,6 +29,7 @@ public final class MlaDecodeKernel {
     static final int MAX_SPLITS = 1024;
     /** The combine kernel runs a block per (sequence, head, quarter of the 512 columns). */
     private static final int COMBINE_PARTS = 4;
+    private static final int COMBINE_THREADS = 256;
     private static final int THREADS = 512;
     /** Queries and two chunks of latents (bf16, rows of 584), four k quarters of scores, probabilities, m, l, alpha. */
     private static final int SHARED_BYTES = 2 * (HEADS + 2 * CHUNK) * (WIDTH + 8) + 4 * 4 * HEADS * (CHUNK + 4) + 2 * HEADS * (CHUNK + 8)
@@ -73,13 +72,9 @@ public final class MlaDecodeKernel {
         DeviceBuffer partM = workspace.slice(zBytes, 4L * batch * splits * HEADS);
         DeviceBuffer partL = workspace.slice(zBytes + 4L * batch * splits * HEADS, 4L * batch * splits * HEADS);
         device.makeCurrent();
-        cuLaunchKernel(split, splits, batch, 1, THREADS, 1, 1, SHARED_BYTES, device.stream(),
-                Pointer.to(Pointer.to(q.pointer()), Pointer.to(cache.pointer()), Pointer.to(pages.pointer()), Pointer.to(new int[]{maxPages}),
-                        Pointer.to(lens.pointer()), Pointer.to(new int[]{splits}), Pointer.to(partZ.pointer()), Pointer.to(partM.pointer()),
-                        Pointer.to(partL.pointer())), null);
-        cuLaunchKernel(combine, HEADS * COMBINE_PARTS, batch, 1, 128, 1, 1, 0, device.stream(),
-                Pointer.to(Pointer.to(partZ.pointer()), Pointer.to(partM.pointer()), Pointer.to(partL.pointer()), Pointer.to(new int[]{splits}),
-                        Pointer.to(z.pointer())), null);
+        KernelLaunch.launch(device, split, splits, batch, 1, THREADS, 1, 1, SHARED_BYTES, false, q, cache, pages, maxPages, lens, splits,
+                partZ, partM, partL);
+        KernelLaunch.launch(device, combine, HEADS * COMBINE_PARTS, batch, 1, COMBINE_THREADS, 1, 1, 0, false, partZ, partM, partL, splits, z);
     }
 
 }

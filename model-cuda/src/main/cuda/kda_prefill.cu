@@ -155,6 +155,39 @@ __device__ __forceinline__ void mma_tf32(float* d, const uint32_t a[4], const ui
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// The three significant products of 3xTF32 for one A and one B fragment: big . big into acc, the two big . small
+// ones into small (a chain apart from the large one, added at the end by add_small).
+__device__ __forceinline__ void mma_3xtf32(float acc[4], float small[4], const uint32_t ahi[4], const uint32_t alo[4],
+                                           const uint32_t* bhi, const uint32_t* blo) {
+    mma_tf32(small, alo, bhi);
+    mma_tf32(small, ahi, blo);
+    mma_tf32(acc, ahi, bhi);
+}
+
+template <int NT>
+__device__ __forceinline__ void add_small(float acc[NT][4], const float small[NT][4]) {
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            acc[nt][e] += small[nt][e];
+        }
+    }
+}
+
+// A's fragment of k-step k0 read element by element, A(m, k) = pa[m * sam + k * sak], split into its TF32 parts.
+__device__ __forceinline__ void a_fragment(const float* pa, int sam, int sak, int k0, uint32_t ahi[4], uint32_t alo[4]) {
+    const int lane = threadIdx.x & 31;
+    const int g = lane >> 2;
+    const int t = lane & 3;
+    const float av[4] = {pa[g * sam + (k0 + t) * sak], pa[(g + 8) * sam + (k0 + t) * sak], pa[g * sam + (k0 + t + 4) * sak],
+                         pa[(g + 8) * sam + (k0 + t + 4) * sak]};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        split_tf32(av[i], &ahi[i], &alo[i]);
+    }
+}
+
 // acc[nt] (a 16 x 8 C fragment per n-tile) += A[16 x 8 ks] . B[8 ks x 8 NT] for k-steps [ks0, ks1), with A(m, k) =
 // pa[m * sam + k * sak] and B(k, n) = pb[k * sbk + n * sbn]. Fragments (PTX m16n8k8 .tf32): lane = 4 g + t; A: (g, t),
 // (g + 8, t), (g, t + 4), (g + 8, t + 4); B: (t, g), (t + 4, g); C: (g, 2t), (g, 2t + 1), (g + 8, 2t), (g + 8, 2t + 1).
@@ -164,16 +197,11 @@ __device__ __forceinline__ void warp_mma_3xtf32(float acc[NT][4], const float* p
     const int lane = threadIdx.x & 31;
     const int g = lane >> 2;
     const int t = lane & 3;
-    float small[NT][4] = {};                 // the two small partial products, a chain apart from the large one
+    float small[NT][4] = {};
     for (int ks = ks0; ks < ks1; ks++) {
         const int k0 = 8 * ks;
-        const float av[4] = {pa[g * sam + (k0 + t) * sak], pa[(g + 8) * sam + (k0 + t) * sak], pa[g * sam + (k0 + t + 4) * sak],
-                             pa[(g + 8) * sam + (k0 + t + 4) * sak]};
         uint32_t ahi[4], alo[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            split_tf32(av[i], &ahi[i], &alo[i]);
-        }
+        a_fragment(pa, sam, sak, k0, ahi, alo);
 #pragma unroll
         for (int nt = 0; nt < NT; nt++) {
             const float bv[2] = {pb[(k0 + t) * sbk + (8 * nt + g) * sbn], pb[(k0 + t + 4) * sbk + (8 * nt + g) * sbn]};
@@ -182,18 +210,10 @@ __device__ __forceinline__ void warp_mma_3xtf32(float acc[NT][4], const float* p
             for (int i = 0; i < 2; i++) {
                 split_tf32(bv[i], &bhi[i], &blo[i]);
             }
-            mma_tf32(small[nt], alo, bhi);
-            mma_tf32(small[nt], ahi, blo);
-            mma_tf32(acc[nt], ahi, bhi);
+            mma_3xtf32(acc[nt], small[nt], ahi, alo, bhi, blo);
         }
     }
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            acc[nt][e] += small[nt][e];
-        }
-    }
+    add_small<NT>(acc, small);
 }
 
 // The same with fragments read by ldmatrix (8 x 8 b16 matrices = 8 rows of 4 fp32: lane l gives the address of row
@@ -225,19 +245,11 @@ __device__ __forceinline__ void warp_mma_3xtf32_nk(float acc[NT][4], const float
             }
 #pragma unroll
             for (int j = 0; j < 2; j++) {
-                mma_tf32(small[2 * np + j], alo, bhi + 2 * j);
-                mma_tf32(small[2 * np + j], ahi, blo + 2 * j);
-                mma_tf32(acc[2 * np + j], ahi, bhi + 2 * j);
+                mma_3xtf32(acc[2 * np + j], small[2 * np + j], ahi, alo, bhi + 2 * j, blo + 2 * j);
             }
         }
     }
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            acc[nt][e] += small[nt][e];
-        }
-    }
+    add_small<NT>(acc, small);
 }
 
 // The same with A read element by element, A(m, k) = pa[m * sam + k * sak], and B split already: its big and small
@@ -246,19 +258,12 @@ template <int NT>
 __device__ __forceinline__ void warp_mma_3xtf32_split_b(float acc[NT][4], const float* pa, int sam, int sak, const float* pbhi,
                                                         const float* pblo, int sb, int ks0, int ks1) {
     const int lane = threadIdx.x & 31;
-    const int g = lane >> 2;
-    const int t = lane & 3;
     const int brow = (lane % 8 + 8 * (lane / 16)) * sb + 4 * ((lane / 8) % 2);
     float small[NT][4] = {};
     for (int ks = ks0; ks < ks1; ks++) {
         const int k0 = 8 * ks;
-        const float av[4] = {pa[g * sam + (k0 + t) * sak], pa[(g + 8) * sam + (k0 + t) * sak], pa[g * sam + (k0 + t + 4) * sak],
-                             pa[(g + 8) * sam + (k0 + t + 4) * sak]};
         uint32_t ahi[4], alo[4];
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            split_tf32(av[i], &ahi[i], &alo[i]);
-        }
+        a_fragment(pa, sam, sak, k0, ahi, alo);
 #pragma unroll
         for (int np = 0; np < NT / 2; np++) {
             uint32_t bhi[4], blo[4];
@@ -266,19 +271,11 @@ __device__ __forceinline__ void warp_mma_3xtf32_split_b(float acc[NT][4], const 
             ldsm_x4(blo, pblo + brow + 16 * np * sb + k0);
 #pragma unroll
             for (int j = 0; j < 2; j++) {
-                mma_tf32(small[2 * np + j], alo, bhi + 2 * j);
-                mma_tf32(small[2 * np + j], ahi, blo + 2 * j);
-                mma_tf32(acc[2 * np + j], ahi, bhi + 2 * j);
+                mma_3xtf32(acc[2 * np + j], small[2 * np + j], ahi, alo, bhi + 2 * j, blo + 2 * j);
             }
         }
     }
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            acc[nt][e] += small[nt][e];
-        }
-    }
+    add_small<NT>(acc, small);
 }
 
 // Rows of sub-chunk s (16 s ..) times columns 16 cg .. (cg <= s) of Aqk and of Akk without beta, through the anchor
@@ -315,22 +312,12 @@ __device__ __forceinline__ void anchored_block(const float* sk, const float* sq,
                 const int at = j * RA + col[i];
                 split_tf32(sk[at] * exp2_approx(gb[col[i]] - sg[at]), &bhi[i], &blo[i]);
             }
-            mma_tf32(qsmall[nt], qlo, bhi);
-            mma_tf32(qsmall[nt], qhi, blo);
-            mma_tf32(aqk[nt], qhi, bhi);
-            mma_tf32(ksmall[nt], klo, bhi);
-            mma_tf32(ksmall[nt], khi, blo);
-            mma_tf32(akk[nt], khi, bhi);
+            mma_3xtf32(aqk[nt], qsmall[nt], qhi, qlo, bhi, blo);
+            mma_3xtf32(akk[nt], ksmall[nt], khi, klo, bhi, blo);
         }
     }
-#pragma unroll
-    for (int nt = 0; nt < 2; nt++) {
-#pragma unroll
-        for (int e = 0; e < 4; e++) {
-            aqk[nt][e] += qsmall[nt][e];
-            akk[nt][e] += ksmall[nt][e];
-        }
-    }
+    add_small<2>(aqk, qsmall);
+    add_small<2>(akk, ksmall);
 }
 
 // T = (I + L)^-1 for the strictly lower Akk = L in sa [C][LDT], into st [C][LDT] (blocks above the diagonal are never

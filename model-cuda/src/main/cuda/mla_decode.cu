@@ -236,12 +236,12 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
 
 // z[b][h] = sum_s exp(m_s - M) z_s / sum_s exp(m_s - M) l_s over the splits s that saw tokens (m_s > -inf; the others
 // wrote z_s = 0 and get weight 0). A block per (sequence, head, quarter of the 512 columns), so that even one
-// sequence's merge runs on 128 SMs: the weights are computed once per block into shared memory; then each of the eight
-// warps sums every eighth split for 128 columns (float4 per lane), four loads in flight at a time (the merge is bound
-// by load latency, not bandwidth), and the eight sums are added.
+// sequence's merge runs on 128 SMs: the weights are computed once per block into shared memory; then each of the W
+// warps (blockDim.x / 32: 4 or 8, a power of two) sums every W-th split for 128 columns (float4 per lane), four loads
+// in flight at a time (the merge is bound by load latency, not bandwidth), and the W sums are added.
 #define MAX_SPLITS 1024
 #define COMBINE_PARTS 4
-#define COMBINE_THREADS 256
+#define COMBINE_THREADS 256     // at most
 #define COMBINE_WARPS (COMBINE_THREADS / 32)
 extern "C" __global__ void __launch_bounds__(COMBINE_THREADS)
 mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ part_m, const float* __restrict__ part_l,
@@ -254,13 +254,14 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
     const int b = blockIdx.y;
     const int tid = threadIdx.x;
     const int warp = tid / 32;
+    const int warps = blockDim.x / 32;
     float mx = -INFINITY;
     for (int s = tid; s < splits; s += blockDim.x) {
         mx = fmaxf(mx, part_m[((long) b * splits + s) * HEADS + h]);
     }
     red[tid] = mx;
     __syncthreads();
-    for (int w = COMBINE_THREADS / 2; w > 0; w /= 2) {
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
         if (tid < w) red[tid] = fmaxf(red[tid], red[tid + w]);
         __syncthreads();
     }
@@ -276,19 +277,19 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
     }
     red[tid] = denom;
     __syncthreads();
-    for (int w = COMBINE_THREADS / 2; w > 0; w /= 2) {
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
         if (tid < w) red[tid] += red[tid + w];
         __syncthreads();
     }
     const float inv = 1.f / red[0];
     const float* zcol = part_z + ((long) b * splits * HEADS + h) * LATENT + col;   // split s at zcol + s * HEADS * LATENT
     float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int s0 = warp; s0 < splits; s0 += 4 * COMBINE_WARPS) {
+    for (int s0 = warp; s0 < splits; s0 += 4 * warps) {
         float e[4];
         float4 v[4];
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            const int s = s0 + COMBINE_WARPS * i;
+            const int s = s0 + warps * i;
             e[i] = s < splits ? weight[s] : 0.f;
             v[i] = s < splits ? *reinterpret_cast<const float4*>(zcol + (long) s * HEADS * LATENT) : make_float4(0.f, 0.f, 0.f, 0.f);
         }
@@ -305,7 +306,7 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
     if (tid < 32) {
         float4 t = partial[0][tid];
 #pragma unroll
-        for (int i = 1; i < COMBINE_WARPS; i++) {
+        for (int i = 1; i < warps; i++) {
             t.x += partial[i][tid].x;
             t.y += partial[i][tid].y;
             t.z += partial[i][tid].z;

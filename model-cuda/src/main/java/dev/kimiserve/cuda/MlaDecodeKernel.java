@@ -29,7 +29,6 @@ public final class MlaDecodeKernel {
     static final int MAX_SPLITS = 1024;
     /** The combine kernel runs a block per (sequence, head, quarter of the 512 columns). */
     private static final int COMBINE_PARTS = 4;
-    private static final int COMBINE_THREADS = 256;
     private static final int THREADS = 512;
     /** Queries and two chunks of latents (bf16, rows of 584), four k quarters of scores, probabilities, m, l, alpha. */
     private static final int SHARED_BYTES = 2 * (HEADS + 2 * CHUNK) * (WIDTH + 8) + 4 * 4 * HEADS * (CHUNK + 4) + 2 * HEADS * (CHUNK + 8)
@@ -74,7 +73,9 @@ public final class MlaDecodeKernel {
         device.makeCurrent();
         KernelLaunch.launch(device, split, splits, batch, 1, THREADS, 1, 1, SHARED_BYTES, false, q, cache, pages, maxPages, lens, splits,
                 partZ, partM, partL);
-        KernelLaunch.launch(device, combine, HEADS * COMBINE_PARTS, batch, 1, COMBINE_THREADS, 1, 1, 0, false, partZ, partM, partL, splits, z);
+        // eight warps over the splits when there are many (one sequence over every SM), four when there are few
+        int combineThreads = splits >= 32 ? 256 : 128;
+        KernelLaunch.launch(device, combine, HEADS * COMBINE_PARTS, batch, 1, combineThreads, 1, 1, 0, false, partZ, partM, partL, splits, z);
     }
 
 }

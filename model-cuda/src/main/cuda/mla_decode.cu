@@ -2,8 +2,9 @@
 //   score(s) = q~_h . [c_s | kpe_s]   (q~ already holds W_k^T q_nope and the 1/sqrt(192) scale, 576 wide)
 //   p = softmax(score over the sequence's cached tokens),   z_h = sum_s p(s) c_s   (512 wide)
 // One "KV head" of 576 values per token is shared by all 32 query heads (MQA), so the latent cache is read once per
-// sequence. Split-K ("flash decoding"): a block takes a slice of one sequence's tokens for all heads and writes
-// (max, sum, unnormalised z) per head; mla_decode_combine merges the slices.
+// sequence. Stream-K ("flash decoding" across sequences): the chunks of all sequences are spread evenly over the
+// blocks, a block's run of one sequence's chunks is a slice for all heads, each slice writes (max, sum, unnormalised
+// z) per head, and mla_decode_combine merges each sequence's slices.
 //
 // Tensor cores: mma.sync m16n8k16 bf16 -> fp32. S = Q (32 x 576) . C^T (576 x 64 tokens), then Z += P (32 x 64) . C
 // (64 tokens x 512), 64 tokens (one cache page) per step. 16 warps; warp w computes one quarter of the k range (w / 4)
@@ -12,8 +13,9 @@
 // second shared buffer with cp.async while this one is used.
 //
 // Layouts: q [B][32][576] bf16; cache pool [rows][576] bf16, a sequence's token t at row
-// pages[b * max_pages + t / 64] * 64 + t % 64; lens [B]; partial z [B][splits][32][512] fp32, partial m, l
-// [B][splits][32] fp32; out z [B][32][512] fp32.
+// pages[b * max_pages + t / 64] * 64 + t % 64; lens [B] (at least 1 each); partial z [G + B][32][512] fp32, partial
+// m, l [G + B][32] fp32 (G blocks; block i's slice of sequence b in slot i + b); chunk_start [B + 1] int32 (each
+// sequence's first chunk in the numbering through all sequences, then the total); out z [B][32][512] fp32.
 
 #include <cuda_bf16.h>
 #include "common.cuh"
@@ -49,11 +51,13 @@ __device__ __forceinline__ void load_chunk(__nv_bfloat16* dst, const __nv_bfloat
     }
 }
 
-extern "C" __global__ void __launch_bounds__(THREADS, 1)
-mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ cache,
-                 const int* __restrict__ pages, int max_pages, const int* __restrict__ lens, int splits,
-                 float* __restrict__ part_z, float* __restrict__ part_m, float* __restrict__ part_l) {
-    extern __shared__ __align__(16) unsigned char smem[];
+// One slice: chunks [c0, c1) of sequence b (c0 < c1), its running max, sum and unnormalised z per head written to
+// partial slot `slice`. Starts and ends with the block's shared memory free (every copy landed, every warp past the
+// last barrier), so a block can run several slices in turn.
+__device__ __forceinline__ void attend_slice(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ cache,
+                                             const int* __restrict__ pages, int max_pages, int b, int len, int c0, int c1,
+                                             long slice, float* __restrict__ part_z, float* __restrict__ part_m,
+                                             float* __restrict__ part_l, unsigned char* smem) {
     __nv_bfloat16* sq = reinterpret_cast<__nv_bfloat16*>(smem);                     // [32][QS]
     __nv_bfloat16* sc0 = sq + HEADS * QS;                                           // [CHUNK][QS] x 2 buffers
     float* ss = reinterpret_cast<float*>(sc0 + 2 * CHUNK * QS);                     // [4][32][SS] k quarters
@@ -62,18 +66,11 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
     float* sl = sm + HEADS;                                                         // [32] running sum
     float* salpha = sl + HEADS;                                                     // [32] rescale of this chunk
 
-    const int split = blockIdx.x;
-    const int b = blockIdx.y;
     const int tid = threadIdx.x;
     const int warp = tid / 32;
     const int lane = tid % 32;
     const int g = lane / 4;                 // mma group
     const int t4 = lane % 4;                // thread in group
-    const int len = lens[b];
-    const int chunks = (len + CHUNK - 1) / CHUNK;
-    const int per = (chunks + splits - 1) / splits;
-    const int c0 = split * per;
-    const int c1 = min(chunks, c0 + per);
     const long page_base = (long) b * max_pages;
 
     for (int i = tid; i < HEADS * WIDTH / 8; i += THREADS) {
@@ -81,9 +78,7 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
         const int col = (i % (WIDTH / 8)) * 8;
         cp_async16_or_zero(sq + row * QS + col, q + ((long) b * HEADS + row) * WIDTH + col, true);
     }
-    if (c0 < c1) {
-        load_chunk(sc0, cache, pages, page_base, c0 * CHUNK, len, tid);
-    }
+    load_chunk(sc0, cache, pages, page_base, c0 * CHUNK, len, tid);
     cp_async_commit();
     if (tid < HEADS) {
         sm[tid] = -INFINITY;
@@ -214,8 +209,6 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
         __syncthreads();                    // this buffer and sp are consumed before the next prefetch reuses them
     }
     cp_async_wait<0>();
-
-    const long slice = (long) b * splits + split;
 #pragma unroll
     for (int mt = 0; mt < 2; mt++) {
 #pragma unroll
@@ -234,18 +227,127 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
     }
 }
 
-// z[b][h] = sum_s exp(m_s - M) z_s / sum_s exp(m_s - M) l_s over the splits s that saw tokens (m_s > -inf; the others
-// wrote z_s = 0 and get weight 0). A block per (sequence, head, quarter of the 512 columns), so that even one
-// sequence's merge runs on 128 SMs: the weights are computed once per block into shared memory; then each of the W
-// warps (blockDim.x / 32: 4 or 8, a power of two) sums every W-th split for 128 columns (float4 per lane), four loads
-// in flight at a time (the merge is bound by load latency, not bandwidth), and the W sums are added.
+// Chunks of sequence b: a chunk is one page of 64 tokens.
+__device__ __forceinline__ int seq_chunks(const int* __restrict__ lens, int b) {
+    return (lens[b] + CHUNK - 1) / CHUNK;
+}
+
+// All sequences' chunks. Every thread calls it and gets the sum; scan is THREADS / 32 ints of shared memory.
+__device__ int chunk_total(const int* __restrict__ lens, int batch, int* scan) {
+    int c = 0;
+    for (int b = threadIdx.x; b < batch; b += blockDim.x) {
+        c += seq_chunks(lens, b);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) {
+        c += __shfl_xor_sync(0xffffffffu, c, o);
+    }
+    if (threadIdx.x % 32 == 0) {
+        scan[threadIdx.x / 32] = c;
+    }
+    __syncthreads();
+    int total = 0;
+    for (int w = 0; w < THREADS / 32; w++) {
+        total += scan[w];
+    }
+    __syncthreads();
+    return total;
+}
+
+// A block-wide scan of the chunk counts, THREADS sequences at a time: *seq and *first get the sequence that holds
+// global chunk u (chunks numbered through all sequences in order) and the number of its first chunk; with starts,
+// every sequence's first chunk is written there too (then the scan runs to the end). Every thread calls it; scan is
+// THREADS / 32 + 2 ints of shared memory.
+__device__ void chunk_scan(const int* __restrict__ lens, int batch, int u, int* __restrict__ starts, int* seq, int* first,
+                           int* scan) {
+    const int lane = threadIdx.x % 32;
+    const int warp = threadIdx.x / 32;
+    int base = 0;                            // chunks before this tile of sequences
+    for (int t0 = 0; t0 < batch; t0 += THREADS) {
+        const int b = t0 + threadIdx.x;
+        const int c = b < batch ? seq_chunks(lens, b) : 0;
+        int x = c;                           // inclusive prefix inside the warp
+#pragma unroll
+        for (int o = 1; o < 32; o *= 2) {
+            const int y = __shfl_up_sync(0xffffffffu, x, o);
+            if (lane >= o) x += y;
+        }
+        if (lane == 31) {
+            scan[warp] = x;
+        }
+        __syncthreads();
+        int before = base + x - c;           // this sequence's first chunk
+        int tile = 0;
+        for (int w = 0; w < THREADS / 32; w++) {
+            before += w < warp ? scan[w] : 0;
+            tile += scan[w];
+        }
+        if (b < batch) {
+            if (starts != nullptr) {
+                starts[b] = before;
+            }
+            if (before <= u && u < before + c) {
+                scan[THREADS / 32] = b;
+                scan[THREADS / 32 + 1] = before;
+            }
+        }
+        base += tile;
+        __syncthreads();                     // the tile's sums are read by all before the next tile writes them
+        if (starts == nullptr && base > u) {
+            break;
+        }
+    }
+    *seq = scan[THREADS / 32];
+    *first = scan[THREADS / 32 + 1];
+    __syncthreads();
+}
+
+// Stream-K over all sequences' chunks: block i of G takes global chunks [i N / G, (i + 1) N / G) (N chunks in all),
+// crossing sequence boundaries, so every SM gets the same share whatever the batch; each run of one sequence's chunks
+// is a slice with partial slot i + b (the (block, sequence) pairs climb a staircase, so no two share a slot: G + B
+// slots). Block 0 also writes every sequence's first chunk and N into chunk_start [B + 1] for the merge.
+extern "C" __global__ void __launch_bounds__(THREADS, 1)
+mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ cache,
+                 const int* __restrict__ pages, int max_pages, const int* __restrict__ lens, int batch,
+                 float* __restrict__ part_z, float* __restrict__ part_m, float* __restrict__ part_l,
+                 int* __restrict__ chunk_start) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    __shared__ int scan[THREADS / 32 + 2];
+    const int total = chunk_total(lens, batch, scan);
+    const long blocks = gridDim.x;
+    const int u0 = (int) (blockIdx.x * (long) total / blocks);
+    const int u1 = (int) ((blockIdx.x + 1) * (long) total / blocks);
+    int b = 0;
+    int first = 0;
+    if (blockIdx.x == 0 || u0 < u1) {
+        chunk_scan(lens, batch, u0, blockIdx.x == 0 ? chunk_start : nullptr, &b, &first, scan);
+    }
+    if (blockIdx.x == 0 && threadIdx.x == 0) {
+        chunk_start[batch] = total;
+    }
+    for (int u = u0; u < u1; b++) {
+        const int n = seq_chunks(lens, b);
+        const int c0 = u - first;
+        const int c1 = min(u1 - first, n);
+        attend_slice(q, cache, pages, max_pages, b, lens[b], c0, c1, (long) blockIdx.x + b, part_z, part_m, part_l, smem);
+        u = first + c1;
+        first += n;
+    }
+}
+
+// z[b][h] = sum_s exp(m_s - M) z_s / sum_s exp(m_s - M) l_s over the slices s of sequence b: the blocks i0 .. i1 of
+// mla_decode_split that own its first and last chunks and every block between that owns a chunk (with more blocks
+// than chunks some own none), slice s in slot i0 + s + b. A block per (sequence, head, quarter of the 512 columns), so
+// that even one sequence's merge runs on 128 SMs: the weights are computed once per block into shared memory; then
+// each of the W warps (blockDim.x / 32: 4 or 8) sums every W-th slice for 128 columns (float4 per lane), four loads in
+// flight at a time (the merge is bound by load latency, not bandwidth), and the W sums are added.
 #define MAX_SPLITS 1024
 #define COMBINE_PARTS 4
 #define COMBINE_THREADS 256     // at most
 #define COMBINE_WARPS (COMBINE_THREADS / 32)
 extern "C" __global__ void __launch_bounds__(COMBINE_THREADS)
 mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ part_m, const float* __restrict__ part_l,
-                   int splits, float* __restrict__ z) {
+                   const int* __restrict__ chunk_start, int batch, int blocks, float* __restrict__ z) {
     __shared__ float weight[MAX_SPLITS];
     __shared__ float red[COMBINE_THREADS];
     __shared__ float4 partial[COMBINE_WARPS][32];
@@ -255,9 +357,16 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
     const int tid = threadIdx.x;
     const int warp = tid / 32;
     const int warps = blockDim.x / 32;
+    const long total = chunk_start[batch];
+    const int i0 = (int) (((chunk_start[b] + 1) * (long) blocks - 1) / total);      // the block owning the first chunk
+    const int i1 = (int) ((chunk_start[b + 1] * (long) blocks - 1) / total);        // ... and the last
+    const int slices = i1 - i0 + 1;
     float mx = -INFINITY;
-    for (int s = tid; s < splits; s += blockDim.x) {
-        mx = fmaxf(mx, part_m[((long) b * splits + s) * HEADS + h]);
+    for (int s = tid; s < slices; s += blockDim.x) {
+        const long i = i0 + s;
+        if (i * total / blocks < (i + 1) * total / blocks) {                         // block i owns a chunk
+            mx = fmaxf(mx, part_m[(i + b) * HEADS + h]);
+        }
     }
     red[tid] = mx;
     __syncthreads();
@@ -268,12 +377,14 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
     mx = red[0];
     __syncthreads();
     float denom = 0.f;
-    for (int s = tid; s < splits; s += blockDim.x) {
-        const long i = ((long) b * splits + s) * HEADS + h;
-        const float m = part_m[i];
-        const float e = m > -INFINITY ? __expf(m - mx) : 0.f;
+    for (int s = tid; s < slices; s += blockDim.x) {
+        const long i = i0 + s;
+        float e = 0.f;
+        if (i * total / blocks < (i + 1) * total / blocks) {
+            e = __expf(part_m[(i + b) * HEADS + h] - mx);
+            denom += e * part_l[(i + b) * HEADS + h];
+        }
         weight[s] = e;
-        denom += e * part_l[i];
     }
     red[tid] = denom;
     __syncthreads();
@@ -282,16 +393,16 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
         __syncthreads();
     }
     const float inv = 1.f / red[0];
-    const float* zcol = part_z + ((long) b * splits * HEADS + h) * LATENT + col;   // split s at zcol + s * HEADS * LATENT
+    const float* zcol = part_z + ((long) (i0 + b) * HEADS + h) * LATENT + col;     // slice s at zcol + s * HEADS * LATENT
     float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int s0 = warp; s0 < splits; s0 += 4 * warps) {
+    for (int s0 = warp; s0 < slices; s0 += 4 * warps) {
         float e[4];
         float4 v[4];
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const int s = s0 + warps * i;
-            e[i] = s < splits ? weight[s] : 0.f;
-            v[i] = s < splits ? *reinterpret_cast<const float4*>(zcol + (long) s * HEADS * LATENT) : make_float4(0.f, 0.f, 0.f, 0.f);
+            e[i] = s < slices ? weight[s] : 0.f;
+            v[i] = e[i] != 0.f ? *reinterpret_cast<const float4*>(zcol + (long) s * HEADS * LATENT) : make_float4(0.f, 0.f, 0.f, 0.f);
         }
 #pragma unroll
         for (int i = 0; i < 4; i++) {
@@ -306,11 +417,13 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
     if (tid < 32) {
         float4 t = partial[0][tid];
 #pragma unroll
-        for (int i = 1; i < warps; i++) {
-            t.x += partial[i][tid].x;
-            t.y += partial[i][tid].y;
-            t.z += partial[i][tid].z;
-            t.w += partial[i][tid].w;
+        for (int i = 1; i < COMBINE_WARPS; i++) {
+            if (i < warps) {
+                t.x += partial[i][tid].x;
+                t.y += partial[i][tid].y;
+                t.z += partial[i][tid].z;
+                t.w += partial[i][tid].w;
+            }
         }
         *reinterpret_cast<float4*>(z + ((long) b * HEADS + h) * LATENT + col) = make_float4(t.x * inv, t.y * inv, t.z * inv, t.w * inv);
     }

@@ -8,8 +8,9 @@ import jcuda.driver.CUfunction;
 /**
  * Launches the weight-absorbed MLA decode attention (src/main/cuda/mla_decode.cu): for each sequence, each of its 32
  * heads attends over the sequence's cached latents [c | k_pe] (576 bf16 per token, read once for all heads) and
- * gets z = softmax(q~ . cache) . c (512 fp32). The cache is paged in pages of 64 tokens; sequences are split across
- * blocks (flash decoding) and the slices combined by a second kernel.
+ * gets z = softmax(q~ . cache) . c (512 fp32). The cache is paged in pages of 64 tokens. The chunks (pages) of all
+ * sequences are spread evenly over {@code splits} blocks (stream-K: a block's share may cross sequences, so every SM
+ * gets the same work whatever the batch), and a second kernel merges each sequence's slices.
  *
  * <pre>
  * q      [B, 32, 576] bf16   absorbed queries (W_k^T q_nope | q_pe), already scaled by 1/sqrt(192)
@@ -45,15 +46,15 @@ public final class MlaDecodeKernel {
         cuFuncSetAttribute(split, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, SHARED_BYTES);
     }
 
-    /** Slices per sequence: one block per SM in all (one fits, by shared memory), never more than the chunks. */
+    /** Blocks: one per SM (one fits, by shared memory), never more than the chunks there can be. */
     public int splitsFor(int batch, int maxLen) {
-        int wanted = Math.max(1, device.multiprocessors() / batch);
-        return Math.max(1, Math.min(wanted, (maxLen + CHUNK - 1) / CHUNK));
+        long chunks = (long) batch * ((maxLen + CHUNK - 1) / CHUNK);
+        return (int) Math.max(1, Math.min(device.multiprocessors(), chunks));
     }
 
-    /** Bytes of scratch a launch needs for {@code splits} slices of {@code batch} sequences. */
+    /** Bytes of scratch a launch needs for {@code splits} blocks over {@code batch} sequences: G + B slots and the chunk starts. */
     public static long workspaceBytes(int batch, int splits) {
-        return 4L * batch * splits * HEADS * (LATENT + 2);
+        return 4L * (splits + batch) * HEADS * (LATENT + 2) + 4L * (batch + 1);
     }
 
     public void launch(int batch, DeviceBuffer q, DeviceBuffer cache, DeviceBuffer pages, int maxPages, DeviceBuffer lens,
@@ -66,16 +67,19 @@ public final class MlaDecodeKernel {
         lens.require("mla_decode", "lens", 4L * batch);
         workspace.require("mla_decode", "workspace", workspaceBytes(batch, splits));
         z.require("mla_decode", "z", 4L * batch * HEADS * LATENT);
-        long zBytes = 4L * batch * splits * HEADS * LATENT;
+        long slots = (long) splits + batch;
+        long zBytes = 4L * slots * HEADS * LATENT;
         DeviceBuffer partZ = workspace.slice(0, zBytes);
-        DeviceBuffer partM = workspace.slice(zBytes, 4L * batch * splits * HEADS);
-        DeviceBuffer partL = workspace.slice(zBytes + 4L * batch * splits * HEADS, 4L * batch * splits * HEADS);
+        DeviceBuffer partM = workspace.slice(zBytes, 4L * slots * HEADS);
+        DeviceBuffer partL = workspace.slice(zBytes + 4L * slots * HEADS, 4L * slots * HEADS);
+        DeviceBuffer chunkStart = workspace.slice(zBytes + 8L * slots * HEADS, 4L * (batch + 1));
         device.makeCurrent();
-        KernelLaunch.launch(device, split, splits, batch, 1, THREADS, 1, 1, SHARED_BYTES, false, q, cache, pages, maxPages, lens, splits,
-                partZ, partM, partL);
-        // eight warps over the splits when there are many (one sequence over every SM), four when there are few
+        KernelLaunch.launch(device, split, splits, 1, 1, THREADS, 1, 1, SHARED_BYTES, false, q, cache, pages, maxPages, lens, batch,
+                partZ, partM, partL, chunkStart);
+        // eight warps over the slices when a sequence can have many (one sequence over every SM), four when few
         int combineThreads = splits >= 32 ? 256 : 128;
-        KernelLaunch.launch(device, combine, HEADS * COMBINE_PARTS, batch, 1, combineThreads, 1, 1, 0, false, partZ, partM, partL, splits, z);
+        KernelLaunch.launch(device, combine, HEADS * COMBINE_PARTS, batch, 1, combineThreads, 1, 1, 0, false, partZ, partM, partL,
+                chunkStart, batch, splits, z);
     }
 
 }

@@ -62,7 +62,8 @@ class MlaDecodeKernelTest extends GpuTest {
                     }
                 }
             }
-            // 40 slices: more than any sequence has chunks (empty slices), and the combine's eight-warp form (32 or more)
+            // blocks: one (all seven sequences in turn), three (shares crossing sequences), the default and 40 (more
+            // blocks than the 26 chunks: blocks with no share; the combine's eight-warp form from 32)
             for (int splits : new int[]{1, 3, kernel.splitsFor(batch, 1000), 40}) {
                 try (DeviceBuffer dq = DeviceBuffer.of(device, q); DeviceBuffer dPool = DeviceBuffer.of(device, pool);
                      DeviceBuffer dPages = DeviceBuffer.of(device, pages); DeviceBuffer dLens = DeviceBuffer.of(device, lens);

@@ -313,16 +313,18 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
                  int* __restrict__ chunk_start) {
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ int scan[THREADS / 32 + 2];
-    const int total = chunk_total(lens, batch, scan);
+    // one sequence (batch-1 decode): no scans, so that the first loads go out as early as they can
+    const int total = batch == 1 ? seq_chunks(lens, 0) : chunk_total(lens, batch, scan);
     const long blocks = gridDim.x;
     const int u0 = (int) (blockIdx.x * (long) total / blocks);
     const int u1 = (int) ((blockIdx.x + 1) * (long) total / blocks);
     int b = 0;
     int first = 0;
-    if (blockIdx.x == 0 || u0 < u1) {
+    if (batch > 1 && (blockIdx.x == 0 || u0 < u1)) {
         chunk_scan(lens, batch, u0, blockIdx.x == 0 ? chunk_start : nullptr, &b, &first, scan);
     }
     if (blockIdx.x == 0 && threadIdx.x == 0) {
+        chunk_start[0] = 0;
         chunk_start[batch] = total;
     }
     for (int u = u0; u < u1; b++) {

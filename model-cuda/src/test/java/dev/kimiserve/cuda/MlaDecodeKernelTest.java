@@ -14,15 +14,23 @@ class MlaDecodeKernelTest extends GpuTest {
     static final int W = MlaDecodeKernel.WIDTH;
     static final int C = MlaDecodeKernel.LATENT;
 
-    /** Ragged lengths across chunk and page edges, pages scattered through the pool, mild and sharp score scales. */
+    /**
+     * Ragged lengths across chunk and page edges, pages scattered through the pool, mild and sharp score scales; then
+     * one sequence alone (the kernel's batch-1 path).
+     */
     @Test
     void matchesReferenceAttentionOverPagedCaches() {
-        int[] lens = {1, 31, 33, 64, 65, 200, 1000};
-        int batch = lens.length;
         MlaDecodeKernel kernel = new MlaDecodeKernel(device, module("mla_decode"));
+        check(kernel, new int[]{1, 31, 33, 64, 65, 200, 1000});
+        check(kernel, new int[]{1000});
+    }
+
+    private void check(MlaDecodeKernel kernel, int[] lens) {
+        int batch = lens.length;
+        int maxLen = java.util.Arrays.stream(lens).max().orElseThrow();
         for (double qScale : new double[]{0.05, 0.4}) {
             SplittableRandom rnd = new SplittableRandom((long) (qScale * 1000));
-            int maxPages = (1000 + 63) / 64;
+            int maxPages = (maxLen + 63) / 64;
             int poolPages = batch * maxPages + 3;
             List<Integer> free = new ArrayList<>();
             for (int p = 0; p < poolPages; p++) {
@@ -62,9 +70,9 @@ class MlaDecodeKernelTest extends GpuTest {
                     }
                 }
             }
-            // blocks: one (all seven sequences in turn), three (shares crossing sequences), the default and 40 (more
-            // blocks than the 26 chunks: blocks with no share; the combine's eight-warp form from 32)
-            for (int splits : new int[]{1, 3, kernel.splitsFor(batch, 1000), 40}) {
+            // blocks: one (every sequence in turn), three (shares crossing sequences), the default and 40 (more blocks
+            // than the chunks, 26 and 16: blocks with no share; the combine's eight-warp form from 32)
+            for (int splits : new int[]{1, 3, kernel.splitsFor(batch, maxLen), 40}) {
                 try (DeviceBuffer dq = DeviceBuffer.of(device, q); DeviceBuffer dPool = DeviceBuffer.of(device, pool);
                      DeviceBuffer dPages = DeviceBuffer.of(device, pages); DeviceBuffer dLens = DeviceBuffer.of(device, lens);
                      DeviceBuffer ws = DeviceBuffer.allocate(device, MlaDecodeKernel.workspaceBytes(batch, splits));
@@ -83,7 +91,7 @@ class MlaDecodeKernelTest extends GpuTest {
                             den += want[i] * want[i];
                         }
                         double err = Math.sqrt(num / den);
-                        assertTrue(err < 5e-3, "q scale " + qScale + ", splits " + splits + ", sequence " + b + " (len " + lens[b]
+                        assertTrue(err < 5e-3, batch + " sequences, q scale " + qScale + ", splits " + splits + ", sequence " + b + " (len " + lens[b]
                                 + "): rel RMS " + err);
                     }
                 }

@@ -340,8 +340,8 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
 // z[b][h] = sum_s exp(m_s - M) z_s / sum_s exp(m_s - M) l_s over the slices s of sequence b: the blocks i0 .. i1 of
 // mla_decode_split that own its first and last chunks and every block between that owns a chunk (with more blocks
 // than chunks some own none), slice s in slot i0 + s + b. A block per (sequence, head, quarter of the 512 columns), so
-// that even one sequence's merge runs on 128 SMs: the weights are computed once per block into shared memory; then
-// each of the W warps (blockDim.x / 32: 4 or 8) sums every W-th slice for 128 columns (float4 per lane), four loads in
+// that even one sequence's merge runs on 128 SMs: the weights are computed once per block into shared memory (two
+// barriers); then each of the W warps (blockDim.x / 32: 4 or 8) sums every W-th slice for 128 columns (float4 per lane), four loads in
 // flight at a time (the merge is bound by load latency, not bandwidth), and the W sums are added.
 #define MAX_SPLITS 1024
 #define COMBINE_PARTS 4
@@ -351,18 +351,22 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS)
 mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ part_m, const float* __restrict__ part_l,
                    const int* __restrict__ chunk_start, int batch, int blocks, float* __restrict__ z) {
     __shared__ float weight[MAX_SPLITS];
-    __shared__ float red[COMBINE_THREADS];
+    __shared__ float warp_max[COMBINE_WARPS];
+    __shared__ float warp_sum[COMBINE_WARPS];
     __shared__ float4 partial[COMBINE_WARPS][32];
     const int h = blockIdx.x / COMBINE_PARTS;
     const int col = LATENT / COMBINE_PARTS * (blockIdx.x % COMBINE_PARTS) + 4 * (threadIdx.x % 32);
     const int b = blockIdx.y;
     const int tid = threadIdx.x;
     const int warp = tid / 32;
+    const int lane = tid % 32;
     const int warps = blockDim.x / 32;
     const long total = chunk_start[batch];
     const int i0 = (int) (((chunk_start[b] + 1) * (long) blocks - 1) / total);      // the block owning the first chunk
     const int i1 = (int) ((chunk_start[b + 1] * (long) blocks - 1) / total);        // ... and the last
     const int slices = i1 - i0 + 1;
+    // the slices' max, weights and denominator: every thread takes slices, warps reduce by shuffles, one value per warp
+    // through shared memory (two barriers)
     float mx = -INFINITY;
     for (int s = tid; s < slices; s += blockDim.x) {
         const long i = i0 + s;
@@ -370,14 +374,17 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
             mx = fmaxf(mx, part_m[(i + b) * HEADS + h]);
         }
     }
-    red[tid] = mx;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-        if (tid < w) red[tid] = fmaxf(red[tid], red[tid + w]);
-        __syncthreads();
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) {
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
     }
-    mx = red[0];
+    if (lane == 0) {
+        warp_max[warp] = mx;
+    }
     __syncthreads();
+    for (int w = 0; w < warps; w++) {
+        mx = fmaxf(mx, warp_max[w]);
+    }
     float denom = 0.f;
     for (int s = tid; s < slices; s += blockDim.x) {
         const long i = i0 + s;
@@ -388,13 +395,19 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
         }
         weight[s] = e;
     }
-    red[tid] = denom;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-        if (tid < w) red[tid] += red[tid + w];
-        __syncthreads();
+#pragma unroll
+    for (int o = 16; o > 0; o /= 2) {
+        denom += __shfl_xor_sync(0xffffffffu, denom, o);
     }
-    const float inv = 1.f / red[0];
+    if (lane == 0) {
+        warp_sum[warp] = denom;
+    }
+    __syncthreads();                         // also: every weight is written
+    denom = 0.f;
+    for (int w = 0; w < warps; w++) {
+        denom += warp_sum[w];
+    }
+    const float inv = 1.f / denom;
     const float* zcol = part_z + ((long) (i0 + b) * HEADS + h) * LATENT + col;     // slice s at zcol + s * HEADS * LATENT
     float4 sum = make_float4(0.f, 0.f, 0.f, 0.f);
     for (int s0 = warp; s0 < slices; s0 += 4 * warps) {

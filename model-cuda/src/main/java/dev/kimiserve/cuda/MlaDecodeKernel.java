@@ -76,8 +76,8 @@ public final class MlaDecodeKernel {
         device.makeCurrent();
         KernelLaunch.launch(device, split, splits, 1, 1, THREADS, 1, 1, SHARED_BYTES, false, q, cache, pages, maxPages, lens, batch,
                 partZ, partM, partL, chunkStart);
-        // eight warps over the slices when a sequence can have many (one sequence over every SM), four when few
-        int combineThreads = splits >= 32 ? 256 : 128;
+        // eight warps over the slices when a sequence has many (few sequences over every SM), four when few
+        int combineThreads = splits / batch >= 16 ? 256 : 128;
         KernelLaunch.launch(device, combine, HEADS * COMBINE_PARTS, batch, 1, combineThreads, 1, 1, 0, false, partZ, partM, partL,
                 chunkStart, batch, splits, z);
     }

@@ -71,7 +71,7 @@ class MlaDecodeKernelTest extends GpuTest {
                 }
             }
             // blocks: one (every sequence in turn), three (shares crossing sequences), the default and 40 (more blocks
-            // than the chunks, 26 and 16: blocks with no share; the combine's eight-warp form from 32)
+            // than the chunks, 26 and 16: blocks with no share; for one sequence the combine's eight-warp form)
             for (int splits : new int[]{1, 3, kernel.splitsFor(batch, maxLen), 40}) {
                 try (DeviceBuffer dq = DeviceBuffer.of(device, q); DeviceBuffer dPool = DeviceBuffer.of(device, pool);
                      DeviceBuffer dPages = DeviceBuffer.of(device, pages); DeviceBuffer dLens = DeviceBuffer.of(device, lens);

@@ -3,6 +3,7 @@ package dev.kimiserve.cuda;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -27,7 +28,7 @@ class MlaDecodeKernelTest extends GpuTest {
 
     private void check(MlaDecodeKernel kernel, int[] lens) {
         int batch = lens.length;
-        int maxLen = java.util.Arrays.stream(lens).max().orElseThrow();
+        int maxLen = Arrays.stream(lens).max().orElseThrow();
         for (double qScale : new double[]{0.05, 0.4}) {
             SplittableRandom rnd = new SplittableRandom((long) (qScale * 1000));
             int maxPages = (maxLen + 63) / 64;

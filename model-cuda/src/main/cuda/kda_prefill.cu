@@ -34,7 +34,6 @@
 #define TILE 32                 // state columns per kda_chunk_state block
 #define RA 132                  // row stride of [C][KD] smem arrays (16-byte rows, 4 banks apart: conflict-free for
                                 // tensor-core fragments and for 16-byte loads of 8 rows)
-#define SS 40                   // row stride of the [KD][TILE] state in shared memory (8 banks apart)
 #define NT_STRIDE 40            // row stride of [C][TILE] arrays (u, v_new)
 #define LDA 68                  // row stride of Aqk [C][C] in the output kernel
 #define SUB 16

@@ -227,6 +227,12 @@ __device__ __forceinline__ void attend_slice(const __nv_bfloat16* __restrict__ q
     }
 }
 
+// The first global chunk of block i's share when G = blocks blocks split total chunks (stream-K): block i takes
+// [share_start(i), share_start(i + 1)); with more blocks than chunks some shares are empty.
+__device__ __forceinline__ long share_start(long i, long total, long blocks) {
+    return i * total / blocks;
+}
+
 // Chunks of sequence b: a chunk is one page of 64 tokens.
 __device__ __forceinline__ int seq_chunks(const int* __restrict__ lens, int b) {
     return (lens[b] + CHUNK - 1) / CHUNK;
@@ -316,8 +322,8 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
     // one sequence (batch-1 decode): no scans, so that the first loads go out as early as they can
     const int total = batch == 1 ? seq_chunks(lens, 0) : chunk_total(lens, batch, scan);
     const long blocks = gridDim.x;
-    const int u0 = (int) (blockIdx.x * (long) total / blocks);
-    const int u1 = (int) ((blockIdx.x + 1) * (long) total / blocks);
+    const int u0 = (int) share_start(blockIdx.x, total, blocks);
+    const int u1 = (int) share_start(blockIdx.x + 1, total, blocks);
     int b = 0;
     int first = 0;
     if (batch > 1 && (blockIdx.x == 0 || u0 < u1)) {
@@ -370,7 +376,7 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
     float mx = -INFINITY;
     for (int s = tid; s < slices; s += blockDim.x) {
         const long i = i0 + s;
-        if (i * total / blocks < (i + 1) * total / blocks) {                         // block i owns a chunk
+        if (share_start(i, total, blocks) < share_start(i + 1, total, blocks)) {   // block i owns a chunk
             mx = fmaxf(mx, part_m[(i + b) * HEADS + h]);
         }
     }
@@ -389,7 +395,7 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
     for (int s = tid; s < slices; s += blockDim.x) {
         const long i = i0 + s;
         float e = 0.f;
-        if (i * total / blocks < (i + 1) * total / blocks) {
+        if (share_start(i, total, blocks) < share_start(i + 1, total, blocks)) {
             e = __expf(part_m[(i + b) * HEADS + h] - mx);
             denom += e * part_l[(i + b) * HEADS + h];
         }

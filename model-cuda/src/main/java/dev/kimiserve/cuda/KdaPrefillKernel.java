@@ -36,6 +36,7 @@ public final class KdaPrefillKernel {
      * half's part of w S [64][40], two stages of w [64][132], kd [64][136], u [64][40], e^G_last.
      */
     private static final int STATE_SHARED = 4 * (32 * 132 + 2 * 32 * 68 + CHUNK * 40 + 2 * (CHUNK * 132 + CHUNK * 136 + CHUNK * 40 + HEAD_DIM));
+    private static final int OUTPUT_THREADS = 256;
     /** kda_chunk_output: qg [64][132], half of h^T [64][132], Aqk [64][68], half of v_new [64][72]. */
     private static final int OUTPUT_SHARED = 4 * (CHUNK * 132 + 64 * 132 + CHUNK * 68 + CHUNK * 72);
     private final CudaDevice device;
@@ -154,7 +155,7 @@ public final class KdaPrefillKernel {
     /** The output kernel alone, after {@link #launchState}. */
     void launchOutput(Plan plan, int heads, DeviceBuffer scratch, DeviceBuffer out) {
         device.makeCurrent();
-        KernelLaunch.launch(device, output, 2 * plan.chunks * heads, 1, 1, 256, 1, 1, OUTPUT_SHARED, false, plan.chunkSeq, plan.chunkFirst, plan.seqStart,
+        KernelLaunch.launch(device, output, 2 * plan.chunks * heads, 1, 1, OUTPUT_THREADS, 1, 1, OUTPUT_SHARED, false, plan.chunkSeq, plan.chunkFirst, plan.seqStart,
                 heads, scratch, out);
     }
 }

@@ -7,12 +7,15 @@
 #                                          fails if the committed files differ: stale kernels never pass CI)
 #   LINEINFO=1 model-cuda/build-kernels.sh .device/klines
 #                                          with source-line info, for SOURCE=1 device-ncu.sh (never commit these)
+#   DEFINES="-DGEMV_UNROLL=4" model-cuda/build-kernels.sh .device/var/u4
+#                                          with macros set, for variant images (KIMI_CUDA_KERNELS; never commit these)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/src/main/resources/dev/kimiserve/cuda}"
 nvcc="${NVCC:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}"
 flags=(-fatbin -O3 -gencode arch=compute_80,code=compute_80 -gencode arch=compute_90,code=sm_90)
 [[ -n "${LINEINFO:-}" ]] && flags+=(-lineinfo)
+[[ -n "${DEFINES:-}" ]] && read -ra defines <<< "$DEFINES" && flags+=("${defines[@]}")
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"                 # absolute: nvcc runs in the sources' folder
 shopt -s nullglob

@@ -8,6 +8,7 @@
 // state slot seg_slot[s]. Decode is a launch of segments of one row each.
 
 #include "common.cuh"
+#include "kda_delta_rule.cuh"
 
 #define FULL 0xffffffffu
 
@@ -649,14 +650,13 @@ extern "C" __global__ void kda_conv_silu(const float* __restrict__ pre, int ldp,
     }
 }
 
-// q = l2norm(q) / sqrt(K), k = l2norm(k), v copied, g = -exp(A_log[h]) * softplus(graw + dt_bias), beta = sigmoid(braw)
-// for token t, head h, from its conv outputs: q at row[0..K), k at row[part..], v at row[2 part..]. The block's threads
-// stride over K.
-__device__ __forceinline__ void kda_prep_head(const float* row, int part, int t, int h, const float* __restrict__ graw, int ldg,
-                                              const float* __restrict__ braw, int ldb, const float* __restrict__ a_log,
-                                              const float* __restrict__ dt_bias, float* __restrict__ q, float* __restrict__ k,
-                                              float* __restrict__ v, float* __restrict__ g, float* __restrict__ beta, int H, int K) {
-    const int C = H * K;
+// q = l2norm(q) / sqrt(K), k = l2norm(k), v copied, g = -exp(a_log) * softplus(graw + dt_bias), beta = sigmoid(braw)
+// for one token of one head, from its conv outputs: q at row[0..K), k at row[part..], v at row[2 part..]; graw and
+// dt_bias point at the head's K values, braw at its one. Writes the head's K values to q, k, v, g and *beta. The block's
+// threads stride over K (threads past K add zeros to the norms' sums, so any block size gives the same values).
+__device__ __forceinline__ void kda_prep_head(const float* row, int part, const float* __restrict__ graw, const float* __restrict__ braw,
+                                              float a_log, const float* __restrict__ dt_bias, float* q, float* k, float* v, float* g,
+                                              float* beta, int K) {
     float qs = 0.f, ks = 0.f;
     for (int i = threadIdx.x; i < K; i += blockDim.x) {
         qs += row[i] * row[i];
@@ -666,17 +666,26 @@ __device__ __forceinline__ void kda_prep_head(const float* row, int part, int t,
     ks = block_sum(ks);
     const float qScale = (float) ((1.0 / sqrt((double) K)) / sqrt((double) qs + 1e-6));
     const float kScale = (float) (1.0 / sqrt((double) ks + 1e-6));
-    const float rate = (float) -exp((double) a_log[h]);
-    const size_t o = (size_t) t * C + h * K;
+    const float rate = (float) -exp((double) a_log);
     for (int i = threadIdx.x; i < K; i += blockDim.x) {
-        q[o + i] = row[i] * qScale;
-        k[o + i] = row[part + i] * kScale;
-        v[o + i] = row[2 * part + i];
-        g[o + i] = rate * softplusf_torch(graw[(size_t) t * ldg + h * K + i] + dt_bias[h * K + i]);
+        q[i] = row[i] * qScale;
+        k[i] = row[part + i] * kScale;
+        v[i] = row[2 * part + i];
+        g[i] = rate * softplusf_torch(graw[i] + dt_bias[i]);
     }
     if (threadIdx.x == 0) {
-        beta[t * H + h] = sigmoidf_exact(braw[(size_t) t * ldb + h]);
+        *beta = sigmoidf_exact(*braw);
     }
+}
+
+// kda_prep_head for token t, head h, into q, k, v, g [T][H][K] and beta [T][H].
+__device__ __forceinline__ void kda_prep_row(const float* row, int part, int t, int h, const float* __restrict__ graw, int ldg,
+                                             const float* __restrict__ braw, int ldb, const float* __restrict__ a_log,
+                                             const float* __restrict__ dt_bias, float* __restrict__ q, float* __restrict__ k,
+                                             float* __restrict__ v, float* __restrict__ g, float* __restrict__ beta, int H, int K) {
+    const size_t o = (size_t) t * H * K + h * K;
+    kda_prep_head(row, part, graw + (size_t) t * ldg + h * K, braw + (size_t) t * ldb + h, a_log[h], dt_bias + h * K, q + o, k + o, v + o,
+                  g + o, beta + t * H + h, K);
 }
 
 // Per (token, head): kda_prep_head over conv [T][3C] (q|k|v); outputs q, k, v, g [T][H][K], beta [T][H].
@@ -688,7 +697,7 @@ extern "C" __global__ void kda_prep(const float* __restrict__ conv, const float*
     begin_in_order();
     const int t = blockIdx.x;
     const int h = blockIdx.y;
-    kda_prep_head(conv + (size_t) t * 3 * H * K + h * K, H * K, t, h, graw, ldg, braw, ldb, a_log, dt_bias, q, k, v, g, beta, H, K);
+    kda_prep_row(conv + (size_t) t * 3 * H * K + h * K, H * K, t, h, graw, ldg, braw, ldb, a_log, dt_bias, q, k, v, g, beta, H, K);
 }
 
 // Decode (one token per segment, segment t = row t): kda_conv_silu and kda_prep in one launch, the same sums. The
@@ -719,7 +728,100 @@ extern "C" __global__ void kda_conv_prep_decode(const float* __restrict__ pre, i
         }
     }
     __syncthreads();
-    kda_prep_head(conv_row, K, t, h, graw, ldg, braw, ldb, a_log, dt_bias, q, k, v, g, beta, H, K);
+    kda_prep_row(conv_row, K, t, h, graw, ldg, braw, ldb, a_log, dt_bias, q, k, v, g, beta, H, K);
+}
+
+// One channel of the short conv in registers: its window (the last `width` inputs, oldest first), the taps of those
+// and the tap of the current input. The loops run to MAX_CONV_WIDTH with a bound check so that they unroll: every load
+// is in flight at once and nothing goes to local memory (a loop to `width` over arrays did, 14 dependent loads).
+struct ConvChannel {
+    int channel;                                           // among the 3C, or -1: none
+    float hist[MAX_CONV_WIDTH];
+    float tap[MAX_CONV_WIDTH];
+    float tap_now;
+};
+
+// channel's window from windows ([3C][width], one slot) and its taps from taps ([3C][width + 1]).
+__device__ __forceinline__ ConvChannel load_conv_channel(int channel, const float* __restrict__ windows, const float* __restrict__ taps,
+                                                         int width) {
+    ConvChannel cc;
+    cc.channel = channel;
+    const float* w = windows + (size_t) max(channel, 0) * width;
+    const float* tp = taps + (size_t) max(channel, 0) * (width + 1);
+#pragma unroll
+    for (int j = 0; j < MAX_CONV_WIDTH; j++) {
+        cc.hist[j] = channel >= 0 && j < width ? w[j] : 0.f;
+        cc.tap[j] = channel >= 0 && j < width ? tp[j] : 0.f;
+    }
+    cc.tap_now = channel >= 0 ? tp[width] : 0.f;
+    return cc;
+}
+
+// conv_silu_step on a loaded channel (the same sums) for input x; writes the new window back to windows.
+__device__ __forceinline__ float step_conv_channel(const ConvChannel& cc, float x, float* __restrict__ windows, int width) {
+    float acc = cc.tap_now * x;
+#pragma unroll
+    for (int j = 0; j < MAX_CONV_WIDTH; j++) {
+        if (j < width) {
+            acc = fmaf(cc.tap[j], cc.hist[j], acc);
+        }
+    }
+    float* w = windows + (size_t) cc.channel * width;
+#pragma unroll
+    for (int j = 0; j < MAX_CONV_WIDTH; j++) {
+        if (j < width) {
+            w[j] = j + 1 < MAX_CONV_WIDTH && j + 1 < width ? cc.hist[j + 1] : x;
+        }
+    }
+    return acc * sigmoidf_exact(acc);
+}
+
+// A whole KDA decode step of one (sequence, head) for K = V = 128: kda_conv_prep_decode's conv + SiLU, norms and gates
+// and kda_decode's delta rule (kda_delta_rule.cuh, 4 columns x 8 row groups: the sums of kda_decode_v1x8 and _v4x8),
+// in one launch and without the q, k, v, g round trip through memory. The block loads its state tile, conv windows and
+// taps before it waits for the kernel before (only this layer's decode kernels write them). Segment t = row t, its
+// state slot slots[t] (recurrent state and conv windows). Output o [T][H][128]. Grid (H, T), 256 threads.
+#define STEP_THREADS 256
+#define STEP_CHANNELS ((3 * KD + STEP_THREADS - 1) / STEP_THREADS)   // conv channels per thread
+extern "C" __global__ void __launch_bounds__(STEP_THREADS) kda_step_decode(const float* __restrict__ pre, int ldp,
+        const float* __restrict__ taps, float* __restrict__ windows, const int* __restrict__ slots, const float* __restrict__ graw,
+        int ldg, const float* __restrict__ braw, int ldb, const float* __restrict__ a_log, const float* __restrict__ dt_bias,
+        float* __restrict__ states, float* __restrict__ o, int H, int width) {
+    __shared__ float conv_row[3 * KD];                     // q|k|v of this head after conv + SiLU
+    __shared__ float sq[KD], sk[KD], sv[KD], sg[KD];
+    __shared__ float sbeta;
+    const int h = blockIdx.x;
+    const int t = blockIdx.y;
+    const int tx = threadIdx.x & 31;
+    const int ty = threadIdx.x >> 5;
+    const int C = H * KD;
+    const int slot = slots[t];
+    float* s = states + ((size_t) slot * H + h) * KD * VD + tx * 4;
+    float reg[KD / 8][4];
+    load_state_tile<4, 8>(reg, s, ty);
+    ConvChannel conv[STEP_CHANNELS];                       // channels threadIdx.x and threadIdx.x + STEP_THREADS of q|k|v
+#pragma unroll
+    for (int n = 0; n < STEP_CHANNELS; n++) {
+        const int i = threadIdx.x + n * STEP_THREADS;
+        conv[n] = load_conv_channel(i < 3 * KD ? i / KD * C + h * KD + i % KD : -1, windows + (size_t) slot * 3 * C * width, taps, width);
+    }
+    begin_in_order();
+#pragma unroll
+    for (int n = 0; n < STEP_CHANNELS; n++) {
+        const int i = threadIdx.x + n * STEP_THREADS;
+        if (i < 3 * KD) {
+            conv_row[i] = step_conv_channel(conv[n], pre[(size_t) t * ldp + conv[n].channel], windows + (size_t) slot * 3 * C * width, width);
+        }
+    }
+    __syncthreads();
+    kda_prep_head(conv_row, KD, graw + (size_t) t * ldg + h * KD, braw + (size_t) t * ldb + h, a_log[h], dt_bias + h * KD, sq, sk, sv, sg,
+                  &sbeta, KD);
+    __syncthreads();
+    for (int i = threadIdx.x; i < KD; i += STEP_THREADS) {
+        sg[i] = expf(sg[i]);                               // the decay a = exp(g), as kda_decode takes it
+    }
+    __syncthreads();
+    delta_rule_tile<4, 8>(reg, s, tx, ty, sk, sq, sg, sv + tx * 4, sbeta, o + ((size_t) t * H + h) * VD + tx * 4);
 }
 
 // The delta rule token by token for any K, V (the general path; kda_decode / kda_prefill are the tuned K = V = 128 ones):

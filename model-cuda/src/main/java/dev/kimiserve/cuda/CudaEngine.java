@@ -20,8 +20,9 @@ import java.util.List;
  * ({@link DeviceWeights}), activations and state in fp32, sequence state in device pools ({@link DeviceStates}) that
  * the host {@link SequenceState} objects point at; all scratch is allocated when the engine is made, so a decode step
  * allocates no device memory. Projections run on the warp GEMV kernels (fp32 activations) up to
- * {@link Options#cublasFromRows} rows and on cuBLASLt (tensor cores; activations split into two bf16 parts) from there; the KDA core uses
- * the tuned kda_decode / kda_prefill kernels when K = V = 128 and the general recurrence otherwise; MLA attends in
+ * {@link Options#cublasFromRows} rows and on cuBLASLt (tensor cores; activations split into two bf16 parts) from there; when
+ * K = V = 128 a decode step's KDA core is one fused launch (conv, norms, gates and kda_decode.cu's delta rule) and prefill
+ * runs the chunked kda_prefill kernels, otherwise the general kernels run; MLA attends in
  * the weight-absorbed form over an fp32 paged latent cache; MoE routing, grouping and the expert projections run on
  * the device without a host round trip.
  *
@@ -91,9 +92,8 @@ public final class CudaEngine implements Engine {
     private final Options options;
     private final CudaDevice device;
     private final boolean ownsDevice;
-    private final CudaModule engineModule, kdaDecodeModule, kdaPrefillModule, gemvModule;
+    private final CudaModule engineModule, kdaPrefillModule, gemvModule;
     private final EngineKernels k;
-    private final KdaDecodeKernel kdaDecode;
     private final KdaPrefillKernel kdaPrefill;
     private final CublasLt cublas;
     private final DeviceWeights w;
@@ -143,12 +143,10 @@ public final class CudaEngine implements Engine {
         java.util.ArrayDeque<AutoCloseable> opened = new java.util.ArrayDeque<>();   // closed again if a later step fails
         try {
             engineModule = track(opened, new CudaModule(device, "engine"));
-            kdaDecodeModule = track(opened, new CudaModule(device, "kda_decode"));
             kdaPrefillModule = track(opened, new CudaModule(device, "kda_prefill"));
             gemvModule = track(opened, new CudaModule(device, "gemv"));
             overlap = options.overlapLaunches() && KernelLaunch.overlapSupported(device);
             k = new EngineKernels(device, engineModule, gemvModule, options.tcFromRows(), overlap);
-            kdaDecode = new KdaDecodeKernel(device, kdaDecodeModule, null, overlap);
             kdaPrefill = new KdaPrefillKernel(device, kdaPrefillModule);
             String noCublas = options.cublasFromRows() > 0 ? CublasLt.unavailableReason() : "switched off";
             cublas = noCublas == null ? track(opened, new CublasLt(device)) : null;
@@ -408,15 +406,31 @@ public final class CudaEngine implements Engine {
         project(view(s.proj, 3 * ch), in, kw.fB(), s.gate, rows);           // f_b_proj(f_a_proj(x))
         project(view(s.proj, 3 * ch + hd), in, kw.gB(), s.outGate, rows);   // g_b_proj(g_a_proj(x))
         DeviceBuffer betaRaw = view(s.proj, 3 * ch + 2 * hd);
+        if (allDecode && hd == KdaDecodeKernel.HEAD_DIM) {                  // conv + SiLU, norms, gates and the delta rule in one launch
+            k.kdaStepDecode(rows, heads, s.proj, in, kw.taps(), states.conv[layer], b.segSlot(), s.gate, ch, betaRaw, in, kw.aLog(), kw.dtBias(),
+                    states.recurrent[layer], s.o, c.convKernel() - 1);
+        } else {
+            kdaCore(layer, kw, rows, segs, b, allDecode, plan, betaRaw);
+        }
+        k.kdaOutNorm(rows, heads, s.o, s.outGate, ch, kw.oNorm(), s.y, hd, cfg.rmsNormEps()); // o_norm(o, gate)
+        project(s.y, ch, kw.out(), s.mixed, rows);                          // o_proj
+    }
+
+    /** The KDA core into s.o where the fused decode step does not apply: prefill, or another head size. */
+    private void kdaCore(int layer, DeviceWeights.Kda kw, int rows, int segs, DeviceBatch.View b, boolean allDecode, KdaPrefillKernel.Plan plan,
+                         DeviceBuffer betaRaw) {
+        KdaConfig c = cfg.kda();
+        int heads = c.numHeads();
+        int hd = c.headDim();
+        int ch = c.projectionSize();
+        int in = kw.in().rows();
         if (allDecode) {                                                    // conv + SiLU, norms, gates in one launch
             k.kdaConvPrepDecode(rows, heads, s.proj, in, kw.taps(), states.conv[layer], b.segSlot(), s.gate, ch, betaRaw, in, kw.aLog(),
                     kw.dtBias(), s.q, s.k, s.v, s.g, s.beta, hd, c.convKernel() - 1);
         } else {
             k.kdaPrep(rows, heads, s.conv, s.gate, ch, betaRaw, in, kw.aLog(), kw.dtBias(), s.q, s.k, s.v, s.g, s.beta, hd);
         }
-        if (hd == KdaDecodeKernel.HEAD_DIM && allDecode) {                  // the delta rule
-            k.timed("kda_decode", () -> kdaDecode.launch(rows, heads, s.q, s.k, s.v, s.g, s.beta, b.segSlot(), states.recurrent[layer], s.o));
-        } else if (plan != null) {
+        if (plan != null) {
             long need = KdaPrefillKernel.scratchBytes(plan, heads);
             if (kdaPrefillScratch == null || kdaPrefillScratch.bytes() < need) {
                 if (kdaPrefillScratch != null) {
@@ -430,8 +444,6 @@ public final class CudaEngine implements Engine {
         } else {
             k.kdaRecurrent(segs, heads, s.q, s.k, s.v, s.g, s.beta, b.segStart(), b.segCount(), b.segSlot(), states.recurrent[layer], s.o, hd, hd);
         }
-        k.kdaOutNorm(rows, heads, s.o, s.outGate, ch, kw.oNorm(), s.y, hd, cfg.rmsNormEps()); // o_norm(o, gate)
-        project(s.y, ch, kw.out(), s.mixed, rows);                          // o_proj
     }
 
     private void mla(int layer, DeviceWeights.Mla mw, int rows, DeviceBatch.View b) {
@@ -577,7 +589,6 @@ public final class CudaEngine implements Engine {
                 cublas.close();
             }
             engineModule.close();
-            kdaDecodeModule.close();
             kdaPrefillModule.close();
             gemvModule.close();
             if (ownsDevice) {

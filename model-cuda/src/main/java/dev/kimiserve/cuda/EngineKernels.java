@@ -25,7 +25,7 @@ final class EngineKernels {
     /** Launch each kernel overlapped with the one before it ({@link KernelLaunch}; the kernels wait for their inputs). */
     private final boolean overlap;
     private final CUfunction embedRows, addRmsNorm, swiglu, toBf16, toBf16Split, addHalves, gemv, moeRoute, moeAlign, moeGemv, moeGemv1,
-            moeGemvSwiglu, moeGemv1Swiglu, moeCombine, convSilu, kdaPrep, kdaConvPrepDecode, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ,
+            moeGemvSwiglu, moeGemv1Swiglu, moeCombine, convSilu, kdaPrep, kdaConvPrepDecode, kdaStepDecode, kdaRecurrent, kdaOutNorm, mlaAppend, mlaAbsorbQ,
             mlaAttend, mlaAttendCombine, mlaValue;
 
     /** The default projection tiling: c1w4 decoded 447.6 tok/s against the warp kernel's 375.0 (H100, 48B --layers 8, batch 1). */
@@ -74,6 +74,7 @@ final class EngineKernels {
         convSilu = fn("kda_conv_silu");
         kdaPrep = fn("kda_prep");
         kdaConvPrepDecode = fn("kda_conv_prep_decode");
+        kdaStepDecode = fn("kda_step_decode");
         kdaRecurrent = fn("kda_recurrent");
         kdaOutNorm = fn("kda_out_norm");
         mlaAppend = fn("mla_append");
@@ -107,6 +108,7 @@ final class EngineKernels {
     void addRmsNorm(int rows, DeviceBuffer h, int ldh, DeviceBuffer delta, DeviceBuffer w, DeviceBuffer y, int ldy, int dim, float eps) {
         launch(addRmsNorm, rows, 1, 1, 1024, 0, h, ldh, delta, w, y, ldy, dim, eps);
     }
+
 
     void swiglu(int rows, DeviceBuffer gateUp, int ldg, DeviceBuffer out, int ldo, int width) {
         launch(swiglu, rows, (width + 255) / 256, 1, 256, 0, gateUp, ldg, out, ldo, width);
@@ -254,6 +256,17 @@ final class EngineKernels {
                 q, k, v, g, beta, heads, headDim, width);
     }
 
+    /**
+     * A whole KDA decode step for K = V = 128 ({@link #kdaConvPrepDecode} then kda_decode, the same sums, one launch):
+     * conv windows and recurrent state of each row's slot updated in place, o [rows, heads, 128].
+     */
+    void kdaStepDecode(int rows, int heads, DeviceBuffer pre, int ldp, DeviceBuffer taps, DeviceBuffer windows, DeviceBuffer slots,
+                       DeviceBuffer gRaw, int ldg, DeviceBuffer betaRaw, int ldb, DeviceBuffer aLog, DeviceBuffer dtBias, DeviceBuffer states,
+                       DeviceBuffer o, int width) {
+        launch(kdaStepDecode, heads, rows, 1, 256, 0, pre, ldp, taps, windows, slots, gRaw, ldg, betaRaw, ldb, aLog, dtBias, states, o, heads,
+                width);
+    }
+
     void kdaRecurrent(int segments, int heads, DeviceBuffer q, DeviceBuffer k, DeviceBuffer v, DeviceBuffer g, DeviceBuffer beta,
                       DeviceBuffer segStart, DeviceBuffer segCount, DeviceBuffer segSlot, DeviceBuffer states, DeviceBuffer o,
                       int keyDim, int valueDim) {
@@ -325,8 +338,28 @@ final class EngineKernels {
         timed(names.get(f), () -> launchNow(f, gx, gy, gz, threads, sharedBytes, args));
     }
 
+    /**
+     * Kernels never launched ({@code kimi.cuda.skip-kernels} / {@code KIMI_CUDA_SKIP_KERNELS}, comma-separated names as
+     * the profile prints them): a timing diagnostic, how long a decode step takes without them. The results are wrong.
+     */
+    private final java.util.Set<String> skipped = skippedKernels();
+
+    private static java.util.Set<String> skippedKernels() {
+        String v = System.getProperty("kimi.cuda.skip-kernels", System.getenv("KIMI_CUDA_SKIP_KERNELS"));
+        if (v == null || v.isBlank()) {
+            return java.util.Set.of();
+        }
+        java.util.Set<String> names = java.util.Set.copyOf(java.util.Arrays.asList(v.trim().split("\\s*,\\s*")));
+        System.getLogger(EngineKernels.class.getName()).log(System.Logger.Level.WARNING,
+                "kimi.cuda.skip-kernels: never launching " + names + "; every result of this engine is wrong (a timing diagnostic)");
+        return names;
+    }
+
     /** Runs {@code work} (launches on the stream); when profiling, waits for it and adds its wall time under {@code name}. */
     void timed(String name, Runnable work) {
+        if (skipped.contains(name)) {
+            return;
+        }
         if (!profiling) {
             work.run();
             return;

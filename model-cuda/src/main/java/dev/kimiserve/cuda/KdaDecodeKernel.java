@@ -39,7 +39,8 @@ public final class KdaDecodeKernel {
 
     /**
      * Always this tiling when {@code variant} is not null (tests and the variant benchmark). With {@code overlap} a launch
-     * may start while the kernel before it still runs ({@link KernelLaunch}); the kernel waits for its inputs.
+     * may start while the kernel before it still runs ({@link KernelLaunch}); the kernel waits for q, k, v, g and beta
+     * but loads its state tile first, so the kernel launched just before must not write the states.
      */
     public KdaDecodeKernel(CudaDevice device, CudaModule module, Variant variant, boolean overlap) {
         this.device = device;

@@ -8,9 +8,11 @@
 
 // Programmatic dependent launch (sm_90). The engine may launch a kernel while the one before it in the stream still
 // runs (CUDA's programmatic stream serialization). Every such kernel therefore starts with begin_in_order(): it waits
-// until the kernel before has finished and its writes are visible (nothing may read or write activations, states or
-// caches before that), then lets the next kernel start its own prologue (the GEMVs prefetch their weights into L2),
-// so at most two kernels overlap. Both are no-ops below sm_90 and for launches without the attribute.
+// until the kernel before has finished and its writes are visible, then lets the next kernel start its own prologue,
+// so at most two kernels overlap. Before the wait a kernel may only read what the kernel before cannot be writing:
+// weights (the GEMVs prefetch theirs into L2) and a KDA layer's recurrent state and conv windows, which only that
+// layer's decode kernel writes (kda_decode, kda_step_decode load them first). Both are no-ops below sm_90 and for
+// launches without the attribute.
 __device__ __forceinline__ void wait_for_previous_kernel() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.wait;\n" ::: "memory");

@@ -219,9 +219,12 @@ public final class CudaKernelBench implements AutoCloseable {
     /** Launches per timed run of the chain figures (each reads its own weights). */
     private static final int CHAIN = 16;
 
-    /** 48B projections [N, K]: KDA input, o_proj, an expert's gate|up, lm_head, shared-expert down, KDA f/g up, router. */
+    /**
+     * 48B projections [N, K]: KDA input, o_proj, an expert's gate|up, lm_head, shared-expert down, KDA f/g up, router,
+     * router stacked with the shared expert's gate|up (what a decode step runs).
+     */
     private static final int[][] GEMV_SHAPES = {{12576, 2304}, {2304, 4096}, {2048, 2304}, {163840, 2304}, {2304, 1024}, {4096, 128},
-            {256, 2304}};
+            {256, 2304}, {2304, 2304}};
 
     /** A projection launch on given buffers. */
     @FunctionalInterface

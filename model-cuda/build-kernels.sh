@@ -7,8 +7,9 @@
 #                                          fails if the committed files differ: stale kernels never pass CI)
 #   LINEINFO=1 model-cuda/build-kernels.sh .device/klines
 #                                          with source-line info, for SOURCE=1 device-ncu.sh (never commit these)
-#   DEFINES="-DGEMV_UNROLL=4" model-cuda/build-kernels.sh .device/var/u4
-#                                          with macros set, for variant images (KIMI_CUDA_KERNELS; never commit these)
+#   DEFINES="-DNAME=VALUE ..." model-cuda/build-kernels.sh .device/var/NAME
+#                                          with macros set (a source's #ifndef defaults), for variant images loaded
+#                                          through KIMI_CUDA_KERNELS (never commit these)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="${1:-$here/src/main/resources/dev/kimiserve/cuda}"

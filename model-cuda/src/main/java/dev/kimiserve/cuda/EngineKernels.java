@@ -109,7 +109,6 @@ final class EngineKernels {
         launch(addRmsNorm, rows, 1, 1, 1024, 0, h, ldh, delta, w, y, ldy, dim, eps);
     }
 
-
     void swiglu(int rows, DeviceBuffer gateUp, int ldg, DeviceBuffer out, int ldo, int width) {
         launch(swiglu, rows, (width + 255) / 256, 1, 256, 0, gateUp, ldg, out, ldo, width);
     }

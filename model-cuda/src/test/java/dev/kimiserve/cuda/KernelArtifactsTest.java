@@ -33,7 +33,7 @@ class KernelArtifactsTest {
         return filesEndingWith(".cu");
     }
 
-    /** The headers every source includes (common.cuh): hashed after each source. */
+    /** The shared headers (*.cuh, in name order): hashed after each source, whether it includes them or not. */
     static List<Path> headers() throws IOException {
         return filesEndingWith(".cuh");
     }

@@ -44,11 +44,25 @@ public final class EmbeddedKafka implements AutoCloseable {
      * @param dataDir log directory, null for a temporary one deleted on close
      */
     public static EmbeddedKafka start(int port, Path dataDir) {
+        return start(port, 0, dataDir);
+    }
+
+    /**
+     * @param port           broker port, 0 for a free one
+     * @param controllerPort KRaft controller port, 0 for a free one other than the broker's
+     * @param dataDir        log directory, null for a temporary one deleted on close
+     */
+    public static EmbeddedKafka start(int port, int controllerPort, Path dataDir) {
+        if (port > 0 && port == controllerPort) {
+            throw new IllegalArgumentException("the broker and controller ports must differ, both are " + port);
+        }
         try {
             boolean temporary = dataDir == null;
             Path dir = temporary ? Files.createTempDirectory("kimi-kafka") : Files.createDirectories(dataDir);
-            int brokerPort = port > 0 ? port : freePort();
-            int controllerPort = freePort();
+            int brokerPort = port > 0 ? port : freePortOtherThan(controllerPort);
+            if (controllerPort <= 0) {
+                controllerPort = freePortOtherThan(brokerPort);
+            }
             Properties p = new Properties();
             p.putAll(Map.ofEntries(
                     Map.entry("process.roles", "broker,controller"),
@@ -109,10 +123,17 @@ public final class EmbeddedKafka implements AutoCloseable {
         }
     }
 
-    static int freePort() throws IOException {
-        try (ServerSocket s = new ServerSocket(0)) {
-            s.setReuseAddress(true);
-            return s.getLocalPort();
+    /**
+     * A port nothing listens on now, never {@code taken}: a port chosen by whoever starts this broker is free until the
+     * broker binds it, so the operating system may hand it out again here.
+     */
+    static int freePortOtherThan(int taken) throws IOException {
+        while (true) {
+            try (ServerSocket s = new ServerSocket(0)) {
+                if (s.getLocalPort() != taken) {
+                    return s.getLocalPort();
+                }
+            }
         }
     }
 
@@ -135,20 +156,24 @@ public final class EmbeddedKafka implements AutoCloseable {
     }
 
     /**
-     * Runs a broker until the process is stopped: {@code --port N} (default 9092), {@code --dir PATH} (default a temp
-     * directory). Prints "KAFKA_READY localhost:N" once the port accepts connections.
+     * Runs a broker until the process is stopped: {@code --port N} (default 9092), {@code --controller-port N} (default a
+     * free one), {@code --dir PATH} (default a temp directory). Prints "KAFKA_READY localhost:N" once the port accepts
+     * connections.
      */
     public static void main(String[] args) throws InterruptedException {
         int port = 9092;
+        int controllerPort = 0;
         Path dir = null;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--port" -> port = Integer.parseInt(args[++i]);
+                case "--controller-port" -> controllerPort = Integer.parseInt(args[++i]);
                 case "--dir" -> dir = Path.of(args[++i]);
-                default -> throw new IllegalArgumentException("unknown argument " + args[i] + " (use --port N --dir PATH)");
+                default -> throw new IllegalArgumentException("unknown argument " + args[i]
+                        + " (use --port N --controller-port N --dir PATH)");
             }
         }
-        EmbeddedKafka kafka = start(port, dir);
+        EmbeddedKafka kafka = start(port, controllerPort, dir);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             kafka.close();

@@ -11,9 +11,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Consumer;
 
 /**
@@ -44,11 +46,14 @@ public final class PlatformLauncher implements AutoCloseable {
     private final Consumer<String> progress;
     private final List<Service> services = new ArrayList<>();
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+    /** Every port given to a service: each is free only until its service binds it, so none may be handed out twice. */
+    private final Set<Integer> portsHandedOut = new HashSet<>();
     private String bootstrap;
 
     public PlatformLauncher(Options options, Consumer<String> progress) {
         this.options = options;
         this.progress = progress;
+        portsHandedOut.add(options.httpPort());
     }
 
     public String kafkaBootstrap() {
@@ -75,10 +80,11 @@ public final class PlatformLauncher implements AutoCloseable {
             Path root = options.repositoryRoot();
             if (options.kafkaBootstrap() == null) {
                 int port = freePort();
+                int controllerPort = freePort();
                 deleteRecursively(options.logDir().resolve("kafka-data"));  // the scheduler keeps no state across runs: neither does the broker
                 Service kafka = spawn("kafka", List.of("-Xmx512m", "-cp", root.resolve("kafka-broker/target/kafka-broker.jar") + java.io.File.pathSeparator
                         + root.resolve("kafka-broker/target/lib/*"), "dev.kimiserve.kafka.EmbeddedKafka", "--port", Integer.toString(port),
-                        "--dir", options.logDir().resolve("kafka-data").toString()), port);
+                        "--controller-port", Integer.toString(controllerPort), "--dir", options.logDir().resolve("kafka-data").toString()), port);
                 waitForLog(kafka, "KAFKA_READY", timeout);
                 bootstrap = "localhost:" + port;
             } else {
@@ -270,11 +276,16 @@ public final class PlatformLauncher implements AutoCloseable {
         services.clear();
     }
 
-    static int freePort() {
-        try (ServerSocket s = new ServerSocket(0)) {
-            return s.getLocalPort();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
+    /** A port nothing listens on now and that no service of this platform has been given. */
+    private int freePort() {
+        while (true) {
+            try (ServerSocket s = new ServerSocket(0)) {
+                if (portsHandedOut.add(s.getLocalPort())) {
+                    return s.getLocalPort();
+                }
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
         }
     }
 

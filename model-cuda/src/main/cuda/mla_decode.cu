@@ -30,6 +30,67 @@
 #define SS (CHUNK + 4)          // fp32 score row stride
 #define PS (CHUNK + 8)          // bf16 probability row stride
 
+// Timeline diagnostic, compiled in only with -DMLA_TRACE (model-cuda/device-mla-trace.sh; never in the committed
+// kernels): thread 0 of each split block stamps %globaltimer (ns) when it starts, when each chunk is ready and when it is
+// done; on the 12th and 25th launch of a process at batch 1 (bench-kernels --only mla_decode --repeat 3: the second
+// timed launch at 32K and at 128K) every split block prints "S block sm start marks... E end" (marks and end relative to
+// start) and every combine block "C block sm start end". The combine counts the launches.
+#ifdef MLA_TRACE
+#define TRACE_MARKS 64
+__device__ unsigned int trace_launches;
+__device__ unsigned long long trace_marks[1024][TRACE_MARKS];
+__device__ int trace_count[1024];
+__device__ __forceinline__ unsigned long long trace_now() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+__device__ __forceinline__ unsigned trace_sm() {
+    unsigned sm;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+    return sm;
+}
+__device__ __forceinline__ bool trace_printed(int batch) {
+    const unsigned n = *(volatile unsigned*) &trace_launches;
+    return batch == 1 && (n == 11 || n == 24);
+}
+#define TRACE_MARK()                                                                                  \
+    do {                                                                                              \
+        if (threadIdx.x == 0 && trace_count[blockIdx.x] < TRACE_MARKS)                                \
+            trace_marks[blockIdx.x][trace_count[blockIdx.x]++] = trace_now();                         \
+    } while (0)
+#define TRACE_SPLIT_BEGIN()                                                                           \
+    do {                                                                                              \
+        if (threadIdx.x == 0) trace_count[blockIdx.x] = 0;                                            \
+        TRACE_MARK();                                                                                 \
+    } while (0)
+#define TRACE_SPLIT_END(batch)                                                                        \
+    do {                                                                                              \
+        if (threadIdx.x == 0 && trace_printed(batch)) {                                               \
+            const unsigned long long end = trace_now();                                               \
+            const unsigned long long* m = trace_marks[blockIdx.x];                                    \
+            printf("S %d %u %llu", blockIdx.x, trace_sm(), m[0]);                                     \
+            for (int i = 1; i < trace_count[blockIdx.x]; i++) printf(" %llu", m[i] - m[0]);           \
+            printf(" E %llu\n", end - m[0]);                                                          \
+        }                                                                                             \
+    } while (0)
+#define TRACE_COMBINE_BEGIN(batch)                                                                    \
+    const unsigned long long trace_start = trace_now();                                               \
+    const bool trace_print = trace_printed(batch)     /* before block 0 counts this launch */
+#define TRACE_COMBINE_END()                                                                           \
+    do {                                                                                              \
+        if (threadIdx.x == 0 && trace_print)                                                          \
+            printf("C %d %u %llu %llu\n", blockIdx.x, trace_sm(), trace_start, trace_now());          \
+        if (blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) atomicAdd(&trace_launches, 1u);   \
+    } while (0)
+#else
+#define TRACE_MARK() do { } while (0)
+#define TRACE_SPLIT_BEGIN() do { } while (0)
+#define TRACE_SPLIT_END(batch) do { } while (0)
+#define TRACE_COMBINE_BEGIN(batch) do { } while (0)
+#define TRACE_COMBINE_END() do { } while (0)
+#endif
+
 __device__ __forceinline__ void mma_bf16(float* d, const uint32_t* a, const uint32_t* b) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
                  : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
@@ -101,6 +162,7 @@ __device__ __forceinline__ void attend_slice(const __nv_bfloat16* __restrict__ q
         cp_async_commit();
         cp_async_wait<1>();                 // everything but the prefetch has landed
         __syncthreads();
+        TRACE_MARK();                       // chunk ready
 
         // S tile of this warp: heads 16 (warp % 4 / 2) .. +16, tokens 32 (warp % 2) .. +32 (four n8 tiles, four mma
         // chains), over k quarter warp / 4: each query fragment serves four token tiles.
@@ -207,6 +269,7 @@ __device__ __forceinline__ void attend_slice(const __nv_bfloat16* __restrict__ q
             }
         }
         __syncthreads();                    // this buffer and sp are consumed before the next prefetch reuses them
+        TRACE_MARK();                       // chunk done
     }
     cp_async_wait<0>();
 #pragma unroll
@@ -317,6 +380,7 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
                  const int* __restrict__ pages, int max_pages, const int* __restrict__ lens, int batch,
                  float* __restrict__ part_z, float* __restrict__ part_m, float* __restrict__ part_l,
                  int* __restrict__ chunk_start) {
+    TRACE_SPLIT_BEGIN();
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ int scan[THREADS / 32 + 2];
     // one sequence (batch-1 decode): no scans, so that the first loads go out as early as they can
@@ -341,6 +405,7 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
         u = first + c1;
         first += n;
     }
+    TRACE_SPLIT_END(batch);
 }
 
 // z[b][h] = sum_s exp(m_s - M) z_s / sum_s exp(m_s - M) l_s over the slices s of sequence b: the blocks i0 .. i1 of
@@ -356,6 +421,7 @@ mla_decode_split(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __res
 extern "C" __global__ void __launch_bounds__(COMBINE_THREADS)
 mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ part_m, const float* __restrict__ part_l,
                    const int* __restrict__ chunk_start, int batch, int blocks, float* __restrict__ z) {
+    TRACE_COMBINE_BEGIN(batch);
     __shared__ float weight[MAX_SPLITS];
     __shared__ float warp_max[COMBINE_WARPS];
     __shared__ float warp_sum[COMBINE_WARPS];
@@ -448,4 +514,5 @@ mla_decode_combine(const float* __restrict__ part_z, const float* __restrict__ p
         }
         *reinterpret_cast<float4*>(z + ((long) b * HEADS + h) * LATENT + col) = make_float4(t.x * inv, t.y * inv, t.z * inv, t.w * inv);
     }
+    TRACE_COMBINE_END();
 }

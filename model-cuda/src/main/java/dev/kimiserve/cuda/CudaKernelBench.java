@@ -403,7 +403,8 @@ public final class CudaKernelBench implements AutoCloseable {
 
     /**
      * Absorbed MLA decode attention for B sequences of {@code context} cached tokens each (32 heads, 576-wide latents):
-     * the latent cache is the traffic (read once for all heads).
+     * the latent cache is the traffic (read once for all heads). At B = 1 a copy moving as many bytes follows: the
+     * bandwidth a launch of that size can reach at all.
      */
     public void mlaDecode(MlaDecodeKernel kernel, int batch, int context) {
         int maxPages = context / MlaDecodeKernel.PAGE;
@@ -427,6 +428,9 @@ public final class CudaKernelBench implements AutoCloseable {
             double flops = 2.0 * batch * context * MlaDecodeKernel.HEADS * (MlaDecodeKernel.WIDTH + MlaDecodeKernel.LATENT);
             emit("mla_decode", String.format(Locale.ROOT, "\"batch\":%d,\"context\":%d,\"heads\":32,\"kv_lora_rank\":512,\"splits\":%d",
                     batch, context, splits), us, cacheBytes, flops);
+        }
+        if (batch == 1) {
+            copyCeiling(cacheBytes / 2);    // the same bytes moved (read plus written) by a plain copy: what launch and ramp leave
         }
     }
 
